@@ -1,0 +1,331 @@
+"""Primitives and custom operations: how functions get gradients.
+
+Two ways to give a function a gradient:
+
+* ``@primitive`` plus ``.defvjp(rule, ...)``: one rule per positional argument,
+  ``rule(g, ans, *args, **kwargs)`` returning the gradient for that argument.  This is how
+  hetgrad's own operations are written (see :mod:`hetgrad.rules`).
+* ``op1`` / ``op2`` / ``op3`` / ``opN`` (Haskell backprop's ``op1``, ``op2``, ``liftOp``):
+  ``fn(*xs)`` returns ``(y, pullback)`` and ``pullback(g)`` returns the gradients for all
+  inputs at once.  Inputs and outputs may be structures.
+
+Gradients returned by user code are checked against the inputs: a wrong structure, shape
+or dtype kind raises an error naming the operation and the argument position.
+
+>>> import math, hetgrad
+>>> @hetgrad.op1
+... def square(x):
+...     return x * x, lambda g: 2.0 * x * g
+>>> hetgrad.grad_bp(square, 3.0)
+6.0
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import tree
+from .tape import (
+    LEAF_DEF,
+    BVar,
+    Primitive,
+    Tape,
+    assemble,
+    missing_rule,
+    innermost,
+    primal,
+    record_whole,
+)
+from .tree import TreeDef, flatten, unflatten
+
+__all__ = [
+    "Primitive",
+    "primitive",
+    "op1",
+    "op2",
+    "op3",
+    "opN",
+    "no_grad",
+    "stop_gradient",
+    "const",
+    "auto",
+]
+
+
+def primitive(fn: Callable[..., Any]) -> Primitive:
+    """Decorator: make ``fn`` a primitive; attach its gradients with ``.defvjp``.
+
+    >>> import hetgrad
+    >>> @hetgrad.primitive
+    ... def cube(x):
+    ...     return x ** 3
+    >>> _ = cube.defvjp(lambda g, ans, x: 3.0 * x ** 2 * g)
+    >>> hetgrad.grad_bp(cube, 2.0)
+    12.0
+    """
+    p = Primitive(fn)
+    p.vjps = tuple(missing_rule(p.name, k) for k in range(_positional_count(fn)))
+    return p
+
+
+def _positional_count(fn: Callable[..., Any]) -> int:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 8
+    n = 0
+    for p in params:
+        if p.kind == p.VAR_POSITIONAL:
+            return 32
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------------------
+# Checking user-supplied gradients.
+# --------------------------------------------------------------------------------------
+
+
+def check_gradient(name: str, k: int, arg: Any, grad: Any) -> None:
+    """Raise if ``grad`` cannot be a gradient for ``arg`` (argument ``k`` of op ``name``)."""
+    if grad is None:
+        return
+    try:
+        leaves, td = flatten(arg)
+        gleaves, gtd = flatten(grad)
+    except tree.UnsupportedLeafError as e:
+        raise TypeError(
+            f"{name}: the gradient for argument {k} at {e.path('grad')}: {e.reason}"
+        ) from None
+    if not td.same_structure(gtd):
+        raise TypeError(
+            f"{name}: the gradient for argument {k} has the wrong structure: expected "
+            f"{_describe(arg)}, got {_describe(grad)}"
+        )
+    paths = None
+    for i, (x, g) in enumerate(zip(leaves, gleaves)):
+        problem = _leaf_problem(x, g)
+        if problem is not None:
+            if paths is None:
+                paths = tree.leaf_paths(td, "")
+            where = f" at {paths[i]}" if paths[i] else ""
+            exc = ValueError if problem.startswith("shape") else TypeError
+            raise exc(f"{name}: the gradient for argument {k}{where} has the wrong {problem}")
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, BVar):
+        x = primal(x)
+    if isinstance(x, np.ndarray):
+        return f"ndarray of shape {x.shape} ({x.dtype})"
+    try:
+        _, td = flatten(x)
+    except tree.UnsupportedLeafError:
+        return type(x).__name__
+    return type(x).__name__ if td is LEAF_DEF else f"{type(x).__name__} {td!r}"
+
+
+def _leaf_problem(x: Any, g: Any) -> str | None:
+    x = primal(x)
+    g = primal(g)
+    if tree.kind_of(type(x)) is tree.LEAF and not isinstance(x, (float, np.floating)):
+        return None  # a registered type: its own business
+    xs = np.shape(x)
+    try:
+        gs = np.shape(g)
+        kind = np.result_type(g).kind
+    except (TypeError, ValueError):
+        return f"type: expected an array or number, got {type(g).__name__}"
+    if gs != xs:
+        return f"shape: expected {xs}, got {gs}"
+    if kind not in "fiu":
+        return f"dtype kind: expected real numbers, got {np.result_type(g)}"
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Custom operations with a whole pullback.
+# --------------------------------------------------------------------------------------
+
+
+def _find_tape(leaf_lists: list[list[Any]]) -> Tape | None:
+    tape = None
+    for leaves in leaf_lists:
+        for v in leaves:
+            if isinstance(v, BVar):
+                t = v._tape
+                if tape is None:
+                    tape = t
+                elif t is not tape:
+                    tape = innermost(tape, t)
+    return tape
+
+
+def call_custom(
+    name: str, fn: Callable[..., Any], args: Sequence[Any], arity: int | None
+) -> Any:
+    """Run a custom op ``fn`` (returning ``(y, pullback)``) on ``args``, recording a node."""
+    flat = [flatten(a) for a in args]
+    tape = _find_tape([leaves for leaves, _ in flat])
+    if tape is None:
+        return fn(*args)[0]
+    if tape.nodes is None:
+        from .tape import _escaped
+
+        raise _escaped(tape)
+    parents: list[int | None] = []
+    primals = []
+    arg_info: list[tuple[TreeDef, list[Any]]] = []
+    for leaves, td in flat:
+        vals = []
+        for v in leaves:
+            if isinstance(v, BVar) and v._tape is tape:
+                vals.append(v._value)
+                parents.append(v._index)
+            else:
+                vals.append(v)
+                parents.append(None)
+        primals.append(unflatten(td, vals))
+        arg_info.append((td, vals))
+    y, user_pullback = fn(*primals)
+    if not callable(user_pullback):
+        raise TypeError(f"{name} must return (value, pullback); the second item is not callable")
+    out_leaves, out_td = flatten(y)
+    nargs = len(args)
+
+    def pullback(g: Any) -> list[Any]:
+        ct = assemble(out_td, out_leaves, g)
+        grads = user_pullback(ct)
+        if arity == 1:
+            grads = (grads,)
+        elif not isinstance(grads, (tuple, list)) or len(grads) != nargs:
+            got = f"{len(grads)} items" if isinstance(grads, (tuple, list)) else type(grads).__name__
+            raise TypeError(
+                f"{name}: the pullback must return a tuple of {nargs} gradients (one per "
+                f"input), got {got}"
+            )
+        out: list[Any] = []
+        for k, (gk, (td, vals)) in enumerate(zip(grads, arg_info)):
+            if gk is None:
+                out.extend([None] * td.num_leaves)
+                continue
+            check_gradient(name, k, unflatten(td, vals), gk)
+            out.extend(flatten(gk)[0])
+        return out
+
+    return record_whole(tape, tuple(parents), pullback, out_td, out_leaves)
+
+
+def _make_op(fn: Callable[..., Any], arity: int | None) -> Callable[..., Any]:
+    name = getattr(fn, "__name__", "op")
+
+    @functools.wraps(fn)
+    def op(*args: Any) -> Any:
+        if arity is not None and len(args) != arity:
+            raise TypeError(f"{name} takes {arity} argument(s), got {len(args)}")
+        return call_custom(name, fn, args, arity)
+
+    return op
+
+
+def op1(fn: Callable[[Any], tuple[Any, Callable[[Any], Any]]]) -> Callable[[Any], Any]:
+    """Lift ``fn(x) -> (y, pullback)``; ``pullback(g)`` returns the gradient for ``x``.
+
+    >>> import hetgrad, numpy as np
+    >>> softplus = hetgrad.op1(lambda x: (np.logaddexp(0.0, x), lambda g: g / (1 + np.exp(-x))))
+    >>> hetgrad.grad_bp(softplus, 0.0)
+    0.5
+    """
+    return _make_op(fn, 1)
+
+
+def op2(fn: Callable[[Any, Any], tuple[Any, Callable[[Any], Any]]]) -> Callable[..., Any]:
+    """Lift ``fn(x, y) -> (z, pullback)``; ``pullback(g)`` returns ``(gx, gy)``.
+
+    >>> import hetgrad, numpy as np
+    >>> matvec = hetgrad.op2(lambda m, v: (m @ v, lambda g: (np.outer(g, v), m.T @ g)))
+    >>> hetgrad.grad_bp(lambda v: matvec(np.eye(2), v).sum(), np.array([1.0, 2.0]))
+    array([1., 1.])
+    """
+    return _make_op(fn, 2)
+
+
+def op3(fn: Callable[..., tuple[Any, Callable[[Any], Any]]]) -> Callable[..., Any]:
+    """Lift ``fn(x, y, z) -> (w, pullback)``; ``pullback(g)`` returns three gradients."""
+    return _make_op(fn, 3)
+
+
+def opN(fn: Callable[..., tuple[Any, Callable[[Any], Any]]]) -> Callable[..., Any]:
+    """Lift ``fn(*xs) -> (y, pullback)``; ``pullback(g)`` returns one gradient per input.
+
+    Inputs and outputs may be structures; a gradient may be None for "no gradient".
+
+    >>> import hetgrad
+    >>> dot3 = hetgrad.opN(lambda *xs: (sum(xs), lambda g: tuple(g for _ in xs)))
+    >>> hetgrad.grad_bp(lambda a, b, c: dot3(a, b, c), 1.0, 2.0, 3.0)
+    (1.0, 1.0, 1.0)
+    """
+    return _make_op(fn, None)
+
+
+def no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A forward-only op: runs on primal values; demanding a gradient through it raises.
+
+    >>> import hetgrad
+    >>> rounded = hetgrad.no_grad(round)
+    >>> hetgrad.eval_bp(lambda x: rounded(x) + x, 2.4)
+    4.4
+    """
+    name = getattr(fn, "__name__", "function")
+
+    def forward(*xs: Any) -> tuple[Any, Callable[[Any], Any]]:
+        def pullback(g: Any) -> Any:
+            raise TypeError(
+                f"{name} was wrapped with hetgrad.no_grad, but a gradient flowed through it; "
+                "give it a gradient with hetgrad.op1/opN or defvjp, or wrap its result in "
+                "hetgrad.stop_gradient if zero is what you mean"
+            )
+
+        return fn(*xs), pullback
+
+    forward.__name__ = name
+    return _make_op(forward, None)
+
+
+def stop_gradient(x: Any) -> Any:
+    """The value of ``x`` as a constant, at every nesting level; works on structures.
+
+    >>> import hetgrad
+    >>> hetgrad.grad_bp(lambda x: x * hetgrad.stop_gradient(x), 3.0)
+    3.0
+    """
+    return tree.tree_map(primal, x)
+
+
+def const(x: Any) -> Any:
+    """Mark a plain value as a constant (backprop's ``auto``/``constVar``).
+
+    Plain values already are constants, so this returns ``x``; it exists to make intent
+    explicit.  Passing a BVar is an error: use :func:`stop_gradient` to cut a gradient.
+
+    >>> import hetgrad
+    >>> hetgrad.grad_bp(lambda w: w * hetgrad.const(2.0), 1.0)
+    2.0
+    """
+    for leaf in flatten(x)[0]:
+        if isinstance(leaf, BVar):
+            raise TypeError(
+                "hetgrad.const was given a BVar; it marks plain values as constants. Use "
+                "hetgrad.stop_gradient(x) to treat a BVar's value as a constant"
+            )
+    return x
+
+
+auto = const

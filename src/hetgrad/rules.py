@@ -1,0 +1,384 @@
+"""The engine's built-in primitives: a table of one-line gradient rules.
+
+Each rule has the signature ``rule(g, y, *args, **kwargs)``: ``g`` is the output's
+cotangent, ``y`` the output, ``args`` the inputs' values.  Rules are written with the same
+operations users call, so when an outer derivative is being taken they are recorded too
+(higher-order derivatives); on plain values they run at NumPy's speed.
+
+Python floats stay Python floats: elementwise functions use :mod:`math` on them (several
+times faster than NumPy scalars), with NumPy's results where :mod:`math` raises.
+
+This module holds what BVar's operators and the common NumPy functions need.
+:mod:`hetgrad.numpy` extends the dispatch tables below with the rest of NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .tape import BVar, Primitive, apply, binary, primal, unary
+
+UFUNCS: dict[Any, Primitive] = {}
+"""NumPy ufunc -> differentiable primitive, used by ``BVar.__array_ufunc__``."""
+
+FUNCTIONS: dict[Any, Callable[..., Any]] = {}
+"""NumPy function -> lifted implementation, used by ``BVar.__array_function__``."""
+
+PIECEWISE_CONSTANT_UFUNCS: set[Any] = {
+    np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
+    np.signbit, np.greater, np.greater_equal, np.less, np.less_equal, np.equal,
+    np.not_equal, np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
+}  # fmt: skip
+"""Ufuncs with zero derivative: applied to the primal values, returning plain results."""
+
+
+def prim(fn: Callable[..., Any], *vjps: Callable[..., Any], name: str, nondiff: tuple[int, ...] = ()) -> Primitive:
+    """A built-in primitive with its rules (trusted: results are not re-checked)."""
+    p = Primitive(fn, name, nondiff, checked=False)
+    p.vjps = vjps
+    return p
+
+
+# --------------------------------------------------------------------------------------
+# Shapes of gradients.
+# --------------------------------------------------------------------------------------
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    t = type(x)
+    if t is float:
+        return ()
+    if t is np.ndarray or t is BVar:
+        return x.shape  # type: ignore[no-any-return]
+    return np.shape(x)
+
+
+def unbroadcast(g: Any, x: Any) -> Any:
+    """Sum ``g`` down to the shape of ``x`` (undoing NumPy broadcasting)."""
+    if type(x) is float:
+        return g if type(g) is float else _scalar(np.sum(g))
+    xs = shape_of(x)
+    gs = shape_of(g)
+    if gs == xs:
+        return g
+    lead = len(gs) - len(xs)
+    if lead > 0:
+        g = np.sum(g, axis=tuple(range(lead)))
+    axes = tuple(i for i, n in enumerate(xs) if n == 1 and gs[lead + i] != 1)
+    if axes:
+        g = np.sum(g, axis=axes, keepdims=True)
+    if not xs and type(g) is np.ndarray:
+        g = g[()]
+    return g
+
+
+def _scalar(g: Any) -> Any:
+    return float(g) if type(g) is np.float64 else g
+
+
+def safe_divide(a: Any, b: Any) -> Any:
+    """``a / b`` with NumPy's inf/nan for floats, where Python would raise."""
+    if type(b) is float and b == 0.0 and type(a) is float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.float64(a) / b)
+    return a / b
+
+
+# --------------------------------------------------------------------------------------
+# Elementwise functions with a Python-float fast path.
+# --------------------------------------------------------------------------------------
+
+
+def float_fast(math_fn: Callable[[float], float], ufunc: Any) -> Callable[[Any], Any]:
+    """``ufunc``, but through ``math_fn`` for Python floats (falls back where math raises)."""
+
+    def f(x: Any) -> Any:
+        if type(x) is float:
+            try:
+                return math_fn(x)
+            except (ValueError, OverflowError):
+                return float(ufunc(x))
+        return ufunc(x)
+
+    f.__name__ = ufunc.__name__
+    return f
+
+
+exp_ = float_fast(math.exp, np.exp)
+log_ = float_fast(math.log, np.log)
+sin_ = float_fast(math.sin, np.sin)
+cos_ = float_fast(math.cos, np.cos)
+tanh_ = float_fast(math.tanh, np.tanh)
+sqrt_ = float_fast(math.sqrt, np.sqrt)
+
+
+def sign_(x: Any) -> Any:
+    """Sign of the primal value (a constant: its derivative is zero)."""
+    x = primal(x)
+    if type(x) is float:
+        return float((x > 0.0) - (x < 0.0))
+    return np.sign(x)
+
+
+def _tie_split(a: Any, b: Any, first: bool) -> Any:
+    """1 where ``a`` wins, 0 where ``b`` wins, 0.5 at ties (for maximum and minimum)."""
+    pa, pb = primal(a), primal(b)
+    win = (pa > pb) if first else (pa < pb)
+    return win + 0.5 * (pa == pb)
+
+
+def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
+    if type(b) in (int, float) and b == 0:
+        return unbroadcast(g * 0.0, a)
+    return unbroadcast(g * b * a ** (b - 1), a)
+
+
+def _pow_exponent(g: Any, y: Any, a: Any, b: Any) -> Any:
+    # d/db a**b = a**b log a; where a <= 0 we take 0 (at a = 0, b > 0 this is exact).
+    pa = primal(a)
+    if type(pa) is float:
+        lg = log_(a) if pa > 0.0 else 0.0
+    elif np.all(pa > 0):
+        lg = np.log(a)
+    else:
+        lg = np.where(pa > 0, np.log(np.where(pa > 0, a, 1.0)), 0.0)
+    return unbroadcast(g * y * lg, b)
+
+
+add = prim(operator.add, lambda g, y, a, b: unbroadcast(g, a),
+           lambda g, y, a, b: unbroadcast(g, b), name="add")  # fmt: skip
+subtract = prim(operator.sub, lambda g, y, a, b: unbroadcast(g, a),
+                lambda g, y, a, b: unbroadcast(-g, b), name="subtract")  # fmt: skip
+multiply = prim(operator.mul, lambda g, y, a, b: unbroadcast(g * b, a),
+                lambda g, y, a, b: unbroadcast(g * a, b), name="multiply")  # fmt: skip
+divide = prim(operator.truediv, lambda g, y, a, b: unbroadcast(safe_divide(g, b), a),
+              lambda g, y, a, b: unbroadcast(-safe_divide(g * y, b), b), name="divide")  # fmt: skip
+power = prim(operator.pow, _pow_base, _pow_exponent, name="power")
+negative = prim(operator.neg, lambda g, y, a: -g, name="negative")
+absolute = prim(abs, lambda g, y, a: g * sign_(a), name="absolute")
+square = prim(np.square, lambda g, y, a: g * 2.0 * a, name="square")
+exp = prim(exp_, lambda g, y, a: g * y, name="exp")
+log = prim(log_, lambda g, y, a: safe_divide(g, a), name="log")
+sin = prim(sin_, lambda g, y, a: g * cos_(a), name="sin")
+cos = prim(cos_, lambda g, y, a: -g * sin_(a), name="cos")
+tanh = prim(tanh_, lambda g, y, a: g * (1.0 - y * y), name="tanh")
+sqrt = prim(sqrt_, lambda g, y, a: safe_divide(g, 2.0 * y), name="sqrt")
+maximum = prim(np.maximum, lambda g, y, a, b: unbroadcast(g * _tie_split(a, b, True), a),
+               lambda g, y, a, b: unbroadcast(g * _tie_split(b, a, True), b),
+               name="maximum")  # fmt: skip
+minimum = prim(np.minimum, lambda g, y, a, b: unbroadcast(g * _tie_split(a, b, False), a),
+               lambda g, y, a, b: unbroadcast(g * _tie_split(b, a, False), b),
+               name="minimum")  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Matrix products.
+# --------------------------------------------------------------------------------------
+
+
+def _matmul_grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if nb == 1:
+        if na == 1:
+            return g * b  # inner product: y is a scalar
+        if na == 2:  # matrix @ vector, the per-sample layer: an outer product
+            return np.outer(g, b)
+        return unbroadcast(np.expand_dims(g, -1) * b, a)
+    if na == 1:
+        return unbroadcast(np.matmul(b, np.expand_dims(g, -1))[..., 0], a)
+    return unbroadcast(np.matmul(g, np.swapaxes(b, -1, -2)), a)
+
+
+def _matmul_grad_b(g: Any, y: Any, a: Any, b: Any) -> Any:
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if na == 1:
+        if nb == 1:
+            return g * a
+        if nb == 2:
+            return np.outer(a, g)
+        return unbroadcast(np.expand_dims(a, -1) * np.expand_dims(g, -2), b)
+    if nb == 1:
+        return unbroadcast(np.matmul(np.expand_dims(g, -2), a)[..., 0, :], b)
+    return unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g), b)
+
+
+matmul = prim(operator.matmul, _matmul_grad_a, _matmul_grad_b, name="matmul")
+
+
+def _outer_fn(a: Any, b: Any) -> Any:
+    return np.outer(a, b)
+
+
+outer = prim(_outer_fn,
+             lambda g, y, a, b: np.reshape(np.matmul(g, np.ravel(b)), shape_of(a)),
+             lambda g, y, a, b: np.reshape(np.matmul(np.ravel(a), g), shape_of(b)),
+             name="outer")  # fmt: skip
+
+
+def dot(a: Any, b: Any) -> Any:
+    """``numpy.dot`` for scalars, vectors and matrices (``@`` with scalar support)."""
+    na, nb = np.ndim(primal(a)), np.ndim(primal(b))
+    if na == 0 or nb == 0:
+        return multiply(a, b)
+    if na <= 2 and nb <= 2:
+        return matmul(a, b)
+    raise NotImplementedError(
+        "numpy.dot of arrays with more than 2 dimensions is not lifted; use matmul or einsum"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Shapes, reductions and indexing.
+# --------------------------------------------------------------------------------------
+
+
+def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(ax % len(shape) for ax in axes)
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _sum_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None,
+              out: Any = None, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+    shape = shape_of(a)
+    if type(a) is float:
+        return g
+    if axis is not None and not keepdims:
+        g = np.reshape(g, _kept_shape(shape, axis))
+    return np.broadcast_to(g, shape)
+
+
+def _count(shape: tuple[int, ...], axis: Any) -> int:
+    if axis is None:
+        return math.prod(shape)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return math.prod(shape[ax] for ax in axes)
+
+
+def _no_out(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("out") is not None:
+            raise NotImplementedError(f"numpy.{fn.__name__} with out= cannot be recorded")
+        return fn(*args, **kwargs)
+
+    checked.__name__ = fn.__name__
+    return checked
+
+
+sum_ = prim(_no_out(np.sum), _sum_grad, name="sum", nondiff=(1,))
+mean = prim(_no_out(np.mean),
+            lambda g, y, a, axis=None, *r, **kw: _sum_grad(g, y, a, axis, **kw)
+            / _count(shape_of(a), axis),
+            name="mean", nondiff=(1,))  # fmt: skip
+reshape = prim(np.reshape, lambda g, y, a, *r, **kw: np.reshape(g, shape_of(a)),
+               name="reshape", nondiff=(1,))  # fmt: skip
+broadcast_to = prim(np.broadcast_to, lambda g, y, a, *r, **kw: unbroadcast(g, a),
+                    name="broadcast_to", nondiff=(1,))  # fmt: skip
+expand_dims = prim(np.expand_dims, lambda g, y, a, *r, **kw: np.reshape(g, shape_of(a)),
+                   name="expand_dims", nondiff=(1,))  # fmt: skip
+swapaxes = prim(np.swapaxes, lambda g, y, a, i, j: np.swapaxes(g, i, j),
+                name="swapaxes", nondiff=(1, 2))  # fmt: skip
+
+
+def _transpose_grad(g: Any, y: Any, a: Any, axes: Any = None) -> Any:
+    if axes is None:
+        return np.transpose(g)
+    return np.transpose(g, np.argsort(axes))
+
+
+transpose = prim(np.transpose, _transpose_grad, name="transpose", nondiff=(1,))
+where = prim(np.where, None,  # type: ignore[arg-type]
+             lambda g, y, c, a, b: unbroadcast(np.where(primal(c), g, 0.0), a),
+             lambda g, y, c, a, b: unbroadcast(np.where(primal(c), 0.0, g), b),
+             name="where", nondiff=(0,))  # fmt: skip
+
+
+def _is_basic_index(key: Any) -> bool:
+    """True if ``key`` selects each element at most once (no integer arrays or lists)."""
+    parts = key if type(key) is tuple else (key,)
+    return all(
+        k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in parts
+    )
+
+
+def _scatter_fn(g: Any, key: Any, like: Any) -> Any:
+    like = primal(like)
+    out = np.zeros(np.shape(like), dtype=np.result_type(like, g))
+    if _is_basic_index(key):
+        out[key] = g
+    else:
+        np.add.at(out, key, g)  # repeated indices accumulate
+    return out
+
+
+scatter_add = prim(_scatter_fn, lambda h, y, g, key, like: h[key], name="scatter_add",
+                   nondiff=(1, 2))  # fmt: skip
+getitem = prim(operator.getitem, lambda g, y, a, key: scatter_add(g, key, a), name="getitem",
+               nondiff=(1,))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Dispatch from NumPy.
+# --------------------------------------------------------------------------------------
+
+UFUNCS.update({
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.divide: divide,
+    np.true_divide: divide, np.power: power, np.negative: negative, np.absolute: absolute,
+    np.square: square, np.exp: exp, np.log: log, np.sin: sin, np.cos: cos, np.tanh: tanh,
+    np.sqrt: sqrt, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
+})  # fmt: skip
+
+
+def _positive(x: Any) -> Any:
+    return x
+
+
+UFUNCS[np.positive] = prim(_positive, lambda g, y, a: g, name="positive")
+
+FUNCTIONS.update({
+    np.sum: sum_, np.mean: mean, np.dot: dot, np.outer: outer, np.reshape: reshape,
+    np.transpose: transpose, np.swapaxes: swapaxes, np.broadcast_to: broadcast_to,
+    np.expand_dims: expand_dims, np.where: where,
+    np.shape: lambda a: np.shape(primal(a)), np.ndim: lambda a: np.ndim(primal(a)),
+    np.size: lambda a, axis=None: np.size(primal(a), axis),
+    np.result_type: lambda *xs: np.result_type(*[primal(x) for x in xs]),
+})  # fmt: skip
+
+
+def dispatch_ufunc(ufunc: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A NumPy ufunc called with a BVar among its inputs."""
+    p = UFUNCS.get(ufunc)
+    if p is not None:
+        if not kwargs:
+            if len(inputs) == 1 and type(inputs[0]) is BVar:
+                return unary(p, inputs[0])
+            if len(inputs) == 2:
+                return binary(p, inputs[0], inputs[1])
+        return apply(p, inputs, kwargs)
+    if ufunc in PIECEWISE_CONSTANT_UFUNCS:
+        return ufunc(*[primal(x) for x in inputs], **kwargs)
+    raise NotImplementedError(
+        f"numpy.{ufunc.__name__} is not differentiable in hetgrad yet; lift it with "
+        "hetgrad.primitive and defvjp, or apply it to bvar.value if no gradient should flow"
+    )
+
+
+def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A NumPy function (``__array_function__`` protocol) called with a BVar argument."""
+    impl = FUNCTIONS.get(func)
+    if impl is None:
+        name = getattr(func, "__module__", "numpy") or "numpy"
+        full = f"{name}.{func.__name__}".replace("numpy._core", "numpy").replace(
+            "numpy.core", "numpy"
+        )
+        raise NotImplementedError(
+            f"{full} is not differentiable in hetgrad yet (calling it on a BVar would drop "
+            "the tape); lift it with hetgrad.primitive and defvjp, or apply it to "
+            "bvar.value if no gradient should flow"
+        )
+    return impl(*args, **kwargs)

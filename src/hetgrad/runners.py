@@ -1,0 +1,276 @@
+"""Runners: evaluate a function and get its gradient in the structure of its inputs.
+
+``eval_bp``, ``grad_bp``, ``backprop`` and ``backprop_with`` mirror Haskell backprop's
+``evalBP``, ``gradBP``, ``backprop`` and ``backpropWith`` and take any number of
+arguments; ``grad`` and ``value_and_grad`` are JAX-style transforms returning functions.
+
+>>> import hetgrad
+>>> hetgrad.backprop(lambda x, y: x * y + y, 3.0, 4.0)
+(16.0, (4.0, 4.0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import tree
+from .protocol import instance_for, one, zero
+from .tape import BVar, Tape, active_tapes, primal, primal_level
+from .tree import TreeDef, flatten, unflatten
+
+__all__ = ["eval_bp", "grad_bp", "backprop", "backprop_with", "vjp", "grad", "value_and_grad"]
+
+
+def eval_bp(f: Callable[..., Any], *args: Any) -> Any:
+    """The value of ``f(*args)``, recording nothing (backprop's ``evalBP``).
+
+    >>> import hetgrad
+    >>> hetgrad.eval_bp(lambda v: v[0] * v[1], [2.0, 5.0])
+    10.0
+    """
+    return f(*args)
+
+
+class _Run:
+    """One runner call: the tape, the watched arguments, and the output."""
+
+    __slots__ = ("tape", "watched", "out")
+
+    def __init__(
+        self, f: Callable[..., Any], args: Sequence[Any], argnums: Sequence[int],
+        kwargs: dict[str, Any], runner: str,
+    ) -> None:  # fmt: skip
+        tape = self.tape = Tape()
+        inputs = list(args)
+        self.watched: list[tuple[int, TreeDef, list[BVar]]] = []
+        try:
+            for i in argnums:
+                try:
+                    view, td, leaves = tape.watch(args[i])
+                except tree.UnsupportedLeafError as e:
+                    raise TypeError(f"{runner}: at {e.path(f'args[{i}]')}: {e.reason}") from None
+                if not leaves and td.num_leaves == 0 and _has_static_leaf(td):
+                    raise TypeError(
+                        f"{runner}: args[{i}] ({type(args[i]).__name__}) has nothing to "
+                        "differentiate (no float leaf); leave it out of argnums, or close "
+                        "over it (lambda x: f(x, n))"
+                    )
+                inputs[i] = view
+                self.watched.append((i, td, leaves))
+            stack = active_tapes()
+            stack.append(tape)
+            try:
+                self.out = f(*inputs, **kwargs)
+            finally:
+                stack.pop()
+        except BaseException:
+            tape.release()
+            raise
+        tape.close()
+
+    def seeds_for(self, out: Any, ct: Any) -> list[tuple[int, Any]]:
+        """Seed the output leaves that belong to this tape with cotangent ``ct``."""
+        out_leaves, out_def = flatten(out)
+        ct_leaves, ct_def = flatten(ct)
+        if not out_def.same_structure(ct_def):
+            raise TypeError(
+                f"the cotangent's structure {ct_def!r} does not match the output's {out_def!r}"
+            )
+        seeds = []
+        for v, c in zip(out_leaves, ct_leaves):
+            if np.shape(primal(c)) != np.shape(primal(v)):
+                raise ValueError(
+                    f"cotangent of shape {np.shape(primal(c))} for an output of shape "
+                    f"{np.shape(primal(v))}"
+                )
+            if isinstance(v, BVar) and v._tape is self.tape:
+                seeds.append((v._index, c))
+        return seeds
+
+    def gradients(self, seeds: list[tuple[int, Any]]) -> list[Any]:
+        """Run the reverse sweep; one gradient (in the input's structure) per watched arg."""
+        gs = self.tape.backward(seeds) if seeds else None
+        returned: set[int] = set()
+        out = []
+        for _, td, leaves in self.watched:
+            grads = [
+                _finish(v._value, None if gs is None else gs[v._index], returned) for v in leaves
+            ]
+            out.append(unflatten(td, grads))
+        return out
+
+
+def _has_static_leaf(td: TreeDef) -> bool:
+    return any(
+        type(c) is tree.Static or (type(c) is TreeDef and _has_static_leaf(c))
+        for c in td.children
+    )
+
+
+def _finish(x: Any, g: Any, returned: set[int]) -> Any:
+    """Give a leaf's gradient the exact type, shape and dtype of the leaf."""
+    if g is None:
+        return zero(x)
+    if isinstance(g, BVar) or isinstance(x, BVar):
+        return g  # a gradient being differentiated by an outer runner
+    t = type(x)
+    if t is float:
+        return g if type(g) is float else float(g)
+    if t is np.ndarray:
+        if type(g) is not np.ndarray or g.dtype != x.dtype or g.shape != x.shape:
+            g = np.asarray(g, dtype=x.dtype)
+            if g.shape != x.shape:
+                g = np.broadcast_to(g, x.shape)
+        if not g.flags.writeable or id(g) in returned or not g.flags.owndata:
+            g = g.copy()
+        returned.add(id(g))
+        return g
+    if instance_for(t) is not None:
+        return g
+    return t(g)  # NumPy float scalars
+
+
+def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
+    """Check that ``out`` is a real scalar; return (its value at this level, the seed)."""
+    value = primal_level(out)
+    p = primal(out)
+    t = type(p)
+    if t is float or isinstance(p, (np.floating, int, np.integer)) and not isinstance(p, bool):
+        return value, one(p) if not isinstance(p, (int, np.integer)) else 1.0
+    if t is np.ndarray and p.shape == () and p.dtype.kind in "fiu":
+        return value, np.ones_like(p, dtype=p.dtype if p.dtype.kind == "f" else float)
+    if isinstance(out, BVar) and type(out) is not BVar:
+        what = f"a BVar of a {out._container.name}"  # type: ignore[attr-defined]
+    elif isinstance(p, np.ndarray):
+        what = f"an array of shape {p.shape} and dtype {p.dtype}"
+    else:
+        what = f"a value of type {t.__name__}"
+    raise TypeError(
+        f"{runner} needs a function returning a real scalar (a float, a NumPy scalar, a 0-d "
+        f"array, or a BVar of one), but it returned {what}; for other outputs use "
+        "hetgrad.backprop_with (alias hetgrad.vjp) with a cotangent, or hetgrad.jacobian"
+    )
+
+
+def _argnums(argnums: int | Sequence[int], n: int, runner: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in nums:
+        if not isinstance(i, int) or not -n <= i < n:
+            raise ValueError(f"{runner}: argnums {argnums!r} out of range for {n} argument(s)")
+    return tuple(i % n for i in nums)
+
+
+def _value_and_gradients(
+    f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...],
+    kwargs: dict[str, Any], has_aux: bool, runner: str,
+) -> tuple[Any, Any, list[Any]]:  # fmt: skip
+    run = _Run(f, args, argnums, kwargs, runner)
+    try:
+        out, aux = run.out, None
+        if has_aux:
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise TypeError(f"{runner}(has_aux=True) needs f to return a pair (output, aux)")
+            out, aux = out
+            aux = tree.tree_map(primal_level, aux)
+        value, seed = _scalar_seed(out, runner)
+        seeds = [(out._index, seed)] if isinstance(out, BVar) and out._tape is run.tape else []
+        return value, aux, run.gradients(seeds)
+    finally:
+        run.tape.release()
+
+
+def grad_bp(f: Callable[..., Any], *args: Any) -> Any:
+    """The gradient of scalar ``f`` at ``args``, in the structure of the arguments.
+
+    One argument: its gradient.  Several: a tuple with one gradient per argument.
+
+    >>> import hetgrad, numpy as np
+    >>> hetgrad.grad_bp(lambda v: v[0] * v[1] + np.sin(v[0]), [1.0, 2.0])
+    [2.5403023058681398, 1.0]
+    """
+    _, _, grads = _value_and_gradients(f, args, range(len(args)), {}, False, "grad_bp")  # type: ignore[arg-type]
+    return grads[0] if len(args) == 1 else tuple(grads)
+
+
+def backprop(f: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+    """``(f(*args), gradient)`` in one pass; gradients as in :func:`grad_bp`.
+
+    >>> import hetgrad
+    >>> hetgrad.backprop(lambda x: x ** 2 + 3, 9.0)
+    (84.0, 18.0)
+    """
+    value, _, grads = _value_and_gradients(f, args, range(len(args)), {}, False, "backprop")  # type: ignore[arg-type]
+    return value, grads[0] if len(args) == 1 else tuple(grads)
+
+
+def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """``(f(*args), pullback)``: ``pullback(cotangent)`` gives the gradient(s).
+
+    The output may be any structure; the cotangent has the output's structure.  The
+    pullback can be called many times; the tape lives as long as it does.
+
+    >>> import hetgrad, numpy as np
+    >>> y, pullback = hetgrad.backprop_with(lambda x: (x * 2.0, x * x), 3.0)
+    >>> y, pullback((1.0, 0.0)), pullback((0.0, 1.0))
+    ((6.0, 9.0), 2.0, 6.0)
+    """
+    run = _Run(f, args, range(len(args)), {}, "backprop_with")  # type: ignore[arg-type]
+    value = tree.tree_map(primal_level, run.out)
+    n = len(args)
+
+    def pullback(cotangent: Any) -> Any:
+        grads = run.gradients(run.seeds_for(run.out, cotangent))
+        return grads[0] if n == 1 else tuple(grads)
+
+    return value, pullback
+
+
+vjp = backprop_with
+
+
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
+    """A function returning ``(value, gradient)`` of scalar ``f`` (JAX's signature).
+
+    With ``has_aux``, ``f`` returns ``(value, aux)`` and the result is
+    ``((value, aux), gradient)``.  A tuple ``argnums`` gives a tuple of gradients.
+
+    >>> import hetgrad
+    >>> hetgrad.value_and_grad(lambda x, y: x * y, argnums=(0, 1))(2.0, 5.0)
+    (10.0, (5.0, 2.0))
+    """
+
+    def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums(argnums, len(args), "value_and_grad")
+        value, aux, grads = _value_and_gradients(
+            f, args, nums, kwargs, has_aux, "value_and_grad"
+        )
+        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return ((value, aux), g) if has_aux else (value, g)
+
+    return value_and_grad_f
+
+
+def grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
+    """A function returning the gradient of scalar ``f`` (JAX's signature).
+
+    >>> import hetgrad
+    >>> hetgrad.grad(lambda x: x ** 3)(2.0)
+    12.0
+    >>> hetgrad.grad(hetgrad.grad(lambda x: x ** 3))(2.0)
+    12.0
+    """
+
+    def grad_f(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums(argnums, len(args), "grad")
+        _, aux, grads = _value_and_gradients(f, args, nums, kwargs, has_aux, "grad")
+        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return (g, aux) if has_aux else g
+
+    return grad_f

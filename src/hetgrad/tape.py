@@ -1,0 +1,796 @@
+"""The Wengert tape, BVars, and the reverse sweep.
+
+A runner (``grad_bp`` and friends) opens a :class:`Tape`, wraps each differentiable leaf of
+its arguments in a :class:`BVar`, calls the user's function, and sweeps the tape backwards
+from the output's node.  Every operation on a BVar appends one *node* to the tape::
+
+    (vjps, parents, args, y, kwargs)   a primitive: vjps[k](g, y, *args) is the gradient
+                                       for argument k; parents[k] is its node or None
+    (WHOLE, parents, pullback, _, _)   a custom op: pullback(g) returns one gradient per
+                                       parent (None for "no gradient")
+    (PROJECT, (op,), position, n, _)   output ``position`` of a structure-valued node ``op``
+    None                               an input leaf
+
+Tapes nest: each knows the tape that was active when it opened (``outer``) and its
+``level``.  An operation mixing BVars of two tapes records on the innermost one and treats
+the outer BVar as a constant whose value is itself a BVar, so derivatives of derivatives
+are recorded on the outer tape (no perturbation confusion).  Tapes are per thread; a
+tape closes when its runner returns, after which its BVars cannot be used.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import tree
+from .protocol import instance_for, one, register_backprop, zero
+from .tree import LEAF_DEF, VIEW, Container, Static, TreeDef, flatten, unflatten
+
+__all__ = ["BVar", "Primitive", "Tape", "TapeError", "active_tapes"]
+
+
+class TapeError(RuntimeError):
+    """A BVar used outside the runner call that created it."""
+
+
+WHOLE = "whole"
+PROJECT = "project"
+
+_local = threading.local()
+
+
+def active_tapes() -> list[Tape]:
+    """The stack of tapes open in this thread, innermost last."""
+    try:
+        return _local.stack  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.stack = []
+        return _local.stack  # type: ignore[no-any-return]
+
+
+class Tape:
+    """One runner call's record of operations (a Wengert list)."""
+
+    __slots__ = ("nodes", "closed_nodes", "outer", "level", "__weakref__")
+
+    def __init__(self) -> None:
+        stack = active_tapes()
+        self.outer: Tape | None = stack[-1] if stack else None
+        self.level: int = 1 if self.outer is None else self.outer.level + 1
+        self.nodes: list[Any] | None = []
+        self.closed_nodes: list[Any] | None = None
+
+    # -- recording ---------------------------------------------------------------------
+
+    def new_input(self, value: Any) -> BVar:
+        nodes = self.nodes
+        assert nodes is not None
+        nodes.append(None)
+        return _new_bvar(value, self, len(nodes) - 1)
+
+    def watch(self, x: Any) -> tuple[Any, TreeDef, list[BVar]]:
+        """Wrap every differentiable leaf of ``x``; return the view, its TreeDef, the leaves."""
+        leaves, td = flatten(x)
+        inputs = [self.new_input(v) for v in leaves]
+        if td is LEAF_DEF:
+            return inputs[0], td, inputs
+        return build_view(td, iter(inputs), self), td, inputs
+
+    def close(self) -> None:
+        """Stop recording; keep the nodes only while a pullback may still need them."""
+        self.closed_nodes = self.nodes
+        self.nodes = None
+
+    def release(self) -> None:
+        self.nodes = None
+        self.closed_nodes = None
+
+    # -- the reverse sweep ---------------------------------------------------------------
+
+    def backward(self, seeds: Sequence[tuple[int, Any]]) -> list[Any]:
+        """Propagate the seed gradients to every node; return the gradient per node.
+
+        Starts at the highest seeded node (the output's own node, not the last recorded),
+        skips nodes that received nothing, and never recurses.
+        """
+        nodes = self.nodes if self.nodes is not None else self.closed_nodes
+        assert nodes is not None
+        gs: list[Any] = [None] * len(nodes)
+        top = -1
+        for i, g in seeds:
+            old = gs[i]
+            gs[i] = g if old is None else accumulate(old, g)
+            if i > top:
+                top = i
+        for i in range(top, -1, -1):
+            g = gs[i]
+            if g is None:
+                continue
+            node = nodes[i]
+            if node is None:  # an input leaf: keep its gradient
+                continue
+            gs[i] = None
+            rule, parents, args, y, kw = node
+            if type(rule) is tuple:
+                for k, p in enumerate(parents):
+                    if p is not None:
+                        gp = rule[k](g, y, *args, **kw) if kw else rule[k](g, y, *args)
+                        old = gs[p]
+                        gs[p] = gp if old is None else accumulate(old, gp)
+            elif rule is PROJECT:
+                op = parents[0]
+                slot = gs[op]
+                if slot is None:
+                    slot = gs[op] = [None] * y
+                old = slot[args]
+                slot[args] = g if old is None else accumulate(old, g)
+            else:
+                for p, gp in zip(parents, args(g)):
+                    if p is not None and gp is not None:
+                        old = gs[p]
+                        gs[p] = gp if old is None else accumulate(old, gp)
+        return gs
+
+
+def accumulate(a: Any, b: Any) -> Any:
+    """Add two gradients of one leaf (never in place: either may be seen elsewhere)."""
+    t = type(a)
+    if t is float or t is np.ndarray or t is BVar:
+        return a + b
+    inst = instance_for(t)
+    return a + b if inst is None else inst.add(a, b)
+
+
+# --------------------------------------------------------------------------------------
+# Primitives and recording
+# --------------------------------------------------------------------------------------
+
+
+class Primitive:
+    """A function whose gradient is given by one rule per positional argument.
+
+    Calling it on plain values calls the function; calling it with BVars records a node.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        nondiff: Sequence[int] = (),
+        checked: bool = True,
+    ) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", repr(fn))
+        self.nondiff = frozenset(nondiff)
+        self.checked = checked
+        self.vjps: tuple[Callable[..., Any], ...] = ()
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return apply(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<hetgrad primitive {self.name}>"
+
+    def defvjp(self, *rules: Callable[..., Any] | None) -> Primitive:
+        """Attach gradient rules, one per positional argument (None: not differentiable).
+
+        ``rule(g, ans, *args, **kwargs)`` returns the gradient for its argument given the
+        output cotangent ``g`` and the output ``ans``.  Rules written with operations
+        hetgrad can differentiate support higher derivatives.
+
+        >>> import hetgrad, numpy as np
+        >>> @hetgrad.primitive
+        ... def logistic(x):
+        ...     return 1.0 / (1.0 + np.exp(-x))
+        >>> _ = logistic.defvjp(lambda g, ans, x: g * ans * (1.0 - ans))
+        >>> round(hetgrad.grad_bp(logistic, 0.0), 6)
+        0.25
+        """
+        made = []
+        for k, rule in enumerate(rules):
+            if rule is None:
+                made.append(missing_rule(self.name, k))
+            elif self.checked:
+                made.append(checked_rule(self.name, k, rule))
+            else:
+                made.append(rule)
+        self.vjps = tuple(made)
+        return self
+
+
+def missing_rule(name: str, k: int) -> Callable[..., Any]:
+    def rule(g: Any, ans: Any, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{name}: argument {k} has no gradient rule, but a gradient was asked for it; "
+            f"attach one with {name}.defvjp(...), or pass that argument as a constant"
+        )
+
+    return rule
+
+
+def checked_rule(name: str, k: int, rule: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a user's gradient rule so its result is checked against argument ``k``."""
+    from .primitive import check_gradient
+
+    def checked(g: Any, ans: Any, *args: Any, **kwargs: Any) -> Any:
+        out = rule(g, ans, *args, **kwargs)
+        check_gradient(name, k, args[k], out)
+        return out
+
+    return checked
+
+
+def _escaped(tape: Tape) -> TapeError:
+    return TapeError(
+        "this BVar belongs to a runner call (grad_bp, backprop, grad, ...) that has already "
+        "returned; a BVar kept in a global, a closure or a list cannot be used later. Return "
+        "its .value from the function instead, or compute with the new call's own BVars"
+    )
+
+
+def _mixed() -> TapeError:
+    return TapeError(
+        "this operation mixes BVars of two runner calls that are not nested in one another "
+        "(for example from another thread, or from a sibling call); each BVar can only be "
+        "combined with BVars of its own call or of calls enclosing it"
+    )
+
+
+def innermost(t1: Tape, t2: Tape) -> Tape:
+    """Of two tapes met in one operation, the one to record on; errors for illegal mixes."""
+    if t1.nodes is None:
+        raise _escaped(t1)
+    if t2.nodes is None:
+        raise _escaped(t2)
+    inner, outer = (t1, t2) if t1.level > t2.level else (t2, t1)
+    if inner.level == outer.level:
+        raise _mixed()
+    t = inner.outer
+    while t is not None and t is not outer:
+        t = t.outer
+    if t is None:
+        raise _mixed()
+    return inner
+
+
+def _new_bvar(value: Any, tape: Tape, index: int) -> BVar:
+    # object.__new__ plus three slot stores: cheaper than a call to __init__.
+    v = object.__new__(BVar)
+    v._value = value
+    v._tape = tape
+    v._index = index
+    return v
+
+
+_CONSTANT_TYPES = frozenset({float, int, np.ndarray, np.float64, np.float32, bool})
+
+
+def binary(prim: Primitive, a: Any, b: Any) -> Any:
+    """Record ``prim(a, b)``: the fast path behind BVar's arithmetic operators.
+
+    Exists because the generic :func:`apply` loops over arguments; operators always have
+    two, one of which is a BVar, and this path handles the common cases (both on one
+    tape, or one a plain number or array) in a few attribute reads.
+    """
+    ta = type(a)
+    tb = type(b)
+    if ta is BVar and tb is BVar:
+        tape = a._tape
+        if b._tape is not tape:
+            return apply(prim, (a, b), {})
+        av = a._value
+        bv = b._value
+        parents: tuple[int | None, int | None] = (a._index, b._index)
+    elif ta is BVar and tb in _CONSTANT_TYPES:
+        tape = a._tape
+        av = a._value
+        bv = b
+        parents = (a._index, None)
+    elif tb is BVar and ta in _CONSTANT_TYPES:
+        tape = b._tape
+        av = a
+        bv = b._value
+        parents = (None, b._index)
+    else:
+        return apply(prim, (a, b), {})
+    nodes = tape.nodes
+    if nodes is None:
+        raise _escaped(tape)
+    y = prim.fn(av, bv)
+    nodes.append((prim.vjps, parents, (av, bv), y, None))
+    return _new_bvar(y, tape, len(nodes) - 1)
+
+
+def unary(prim: Primitive, a: BVar) -> Any:
+    """Record ``prim(a)`` for a leaf BVar (fast path for unary operators and ufuncs)."""
+    tape = a._tape
+    nodes = tape.nodes
+    if nodes is None:
+        raise _escaped(tape)
+    av = a._value
+    y = prim.fn(av)
+    nodes.append((prim.vjps, (a._index,), (av,), y, None))
+    return _new_bvar(y, tape, len(nodes) - 1)
+
+
+def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``prim`` on ``args``, recording a node if any argument is a BVar.
+
+    Arguments that are BVars of outer tapes are constants here; their values stay BVars,
+    so ``prim.fn`` records on the outer tape in turn.
+    """
+    tape = None
+    for a in args:
+        if isinstance(a, BVar):
+            t = a._tape
+            if tape is None:
+                tape = t
+            elif t is not tape:
+                tape = innermost(tape, t)
+    if tape is None:
+        return prim.fn(*args, **kwargs)
+    nodes = tape.nodes
+    if nodes is None:
+        raise _escaped(tape)
+    vals = []
+    parents = []
+    for pos, a in enumerate(args):
+        if isinstance(a, BVar) and a._tape is tape:
+            if type(a) is not BVar:
+                raise TypeError(
+                    f"{prim.name}: argument {pos} is a BVar of a {a._container.name}, not of "
+                    "an array or number; pass its fields, or lift the function with "
+                    "hetgrad.opN to take structures"
+                )
+            if pos in prim.nondiff:
+                vals.append(a._value)
+                parents.append(None)
+                continue
+            vals.append(a._value)
+            parents.append(a._index)
+        else:
+            vals.append(a)
+            parents.append(None)
+    tvals = tuple(vals)
+    y = prim.fn(*tvals, **kwargs)
+    return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name)
+
+
+def is_leaf_value(y: Any) -> bool:
+    t = type(y)
+    return t is float or t is np.ndarray or t is BVar or tree.kind_of(t) in (tree.LEAF, tree.ARRAY)
+
+
+def record(
+    tape: Tape,
+    vjps: tuple[Callable[..., Any], ...],
+    parents: tuple[int | None, ...],
+    args: tuple[Any, ...],
+    y: Any,
+    kw: dict[str, Any] | None,
+    name: str,
+) -> Any:
+    """Append a primitive's node; structure-valued outputs get one node per output leaf."""
+    nodes = tape.nodes
+    assert nodes is not None
+    if is_leaf_value(y):
+        nodes.append((vjps, parents, args, y, kw))
+        return _new_bvar(y, tape, len(nodes) - 1)
+    leaves, td = flatten(y)
+
+    def pullback(parts: list[Any]) -> list[Any]:
+        g = assemble(td, leaves, parts)
+        return [
+            None if p is None else (vjps[k](g, y, *args, **kw) if kw else vjps[k](g, y, *args))
+            for k, p in enumerate(parents)
+        ]
+
+    return record_whole(tape, parents, pullback, td, leaves)
+
+
+def record_whole(
+    tape: Tape,
+    parents: tuple[int | None, ...],
+    pullback: Callable[[Any], Sequence[Any]],
+    out_def: TreeDef,
+    out_leaves: list[Any],
+) -> Any:
+    """Append a custom op's node; returns BVars shaped like its output.
+
+    A leaf output gets one node whose gradient is passed to ``pullback`` as is; a
+    structured output gets one PROJECT node per leaf, and ``pullback`` receives the list
+    of the leaves' gradients (None where nothing flowed).
+    """
+    nodes = tape.nodes
+    assert nodes is not None
+    if out_def is LEAF_DEF:
+        nodes.append((WHOLE, parents, pullback, None, None))
+        return _new_bvar(out_leaves[0], tape, len(nodes) - 1)
+    op = len(nodes)
+    nodes.append((WHOLE, parents, pullback, None, None))
+    n = len(out_leaves)
+    outs = []
+    for pos, leaf in enumerate(out_leaves):
+        nodes.append((PROJECT, (op,), pos, n, None))
+        outs.append(_new_bvar(leaf, tape, len(nodes) - 1))
+    return build_view(out_def, iter(outs), tape)
+
+
+def assemble(td: TreeDef, leaves: list[Any], parts: Any) -> Any:
+    """The structured cotangent of a multi-output node, zeros where nothing flowed."""
+    if type(parts) is not list:  # a leaf-valued output
+        return parts
+    return unflatten(td, [zero(primal(v)) if g is None else g for v, g in zip(leaves, parts)])
+
+
+def primal(x: Any) -> Any:
+    """The plain value beneath any number of BVar levels."""
+    while isinstance(x, BVar):
+        x = x.value
+    return x
+
+
+class BVar:
+    """A value being differentiated: a number or array recorded on a tape.
+
+    ``.value`` is the primal value.  Arithmetic operators, NumPy ufuncs and the NumPy
+    functions hetgrad lifts record on the tape; comparisons compare the primal values and
+    return plain results, so data-dependent ``if`` and ``while`` work.
+
+    ``float(v)`` and ``np.asarray(v)`` raise ``TypeError`` (they would silently drop the
+    value from the tape): use ``v.value`` when you mean the primal.  ``int(v)`` and
+    ``bool(v)`` are allowed: they are piecewise constant, so no gradient is lost.
+
+    >>> import hetgrad
+    >>> hetgrad.grad_bp(lambda x: x * x + 3.0 * x, 2.0)
+    7.0
+    """
+
+    __slots__ = ("_value", "_tape", "_index")
+    __array_priority__ = 1000.0
+    _value: Any
+    _tape: Tape
+    _index: int
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"BVar({self._value!r})"
+
+    # -- primal information --------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return np.shape(self._value)
+
+    @property
+    def ndim(self) -> int:
+        return np.ndim(self._value)
+
+    @property
+    def size(self) -> int:
+        return int(np.size(self._value))
+
+    @property
+    def dtype(self) -> Any:
+        v = self._value
+        return np.result_type(v) if not isinstance(v, BVar) else v.dtype
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __iter__(self) -> Any:
+        for i in range(len(self._value)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __int__(self) -> int:
+        return int(primal(self))
+
+    def __float__(self) -> float:
+        raise TypeError(
+            "float() of a BVar would drop it from the tape and silently zero its gradient; "
+            "use bvar.value for the primal value, or hetgrad.stop_gradient(bvar)"
+        )
+
+    def __complex__(self) -> complex:
+        raise TypeError("complex values are not supported by hetgrad")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TypeError(
+            "converting a BVar to a NumPy array would drop it from the tape; use bvar.value "
+            "for the primal value, hetgrad.numpy.stack / hetgrad.numpy.array to build a "
+            "differentiable array from BVars, or a lifted function (hetgrad.numpy)"
+        )
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError(
+            "item assignment into a BVar is not differentiable in place; build a new value "
+            "with hetgrad.numpy.where, concatenate or stack, or set_var for structures"
+        )
+
+    # -- comparisons: primal values, plain results ---------------------------------------
+
+    def __lt__(self, other: Any) -> Any:
+        return self._value < primal(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self._value <= primal(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self._value > primal(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self._value >= primal(other)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._value == primal(other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._value != primal(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- arithmetic ---------------------------------------------------------------------
+
+    def __add__(self, other: Any) -> Any:
+        return binary(_r.add, self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return binary(_r.add, other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return binary(_r.subtract, self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return binary(_r.subtract, other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return binary(_r.multiply, self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return binary(_r.multiply, other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return binary(_r.divide, self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return binary(_r.divide, other, self)
+
+    def __pow__(self, other: Any) -> Any:
+        return binary(_r.power, self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return binary(_r.power, other, self)
+
+    def __matmul__(self, other: Any) -> Any:
+        return binary(_r.matmul, self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return binary(_r.matmul, other, self)
+
+    def __neg__(self) -> Any:
+        return unary(_r.negative, self)
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return unary(_r.absolute, self)
+
+    def __getitem__(self, key: Any) -> Any:
+        return apply(_r.getitem, (self, key), {})
+
+    @property
+    def T(self) -> Any:
+        return _r.transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _r.sum_(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return _r.mean(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Any:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return _r.reshape(self, shape)
+
+    def dot(self, other: Any) -> Any:
+        return _r.dot(self, other)
+
+    # -- NumPy dispatch -----------------------------------------------------------------
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method != "__call__" or "out" in kwargs:
+            how = "" if method == "__call__" else f".{method}"
+            raise NotImplementedError(
+                f"numpy.{ufunc.__name__}{how}"
+                + (" with out=" if "out" in kwargs else "")
+                + " is not differentiable in hetgrad (in-place and ufunc methods cannot be "
+                "recorded); use the plain call or hetgrad.numpy's reductions"
+            )
+        return _r.dispatch_ufunc(ufunc, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _r.dispatch_function(func, args, kwargs)
+
+
+class TreeVar(BVar):
+    """A BVar of a structure (dataclass, NamedTuple, tuple, list, dict).
+
+    It holds one BVar (or nested TreeVar, or static value) per field, so reading a field
+    records nothing and costs a lookup: gradients are accumulated per leaf, and reading m of
+    n fields costs O(m).  Anything else (methods, properties, ``.items()``) is answered by
+    the *split* value: an instance of your own type whose fields are BVars.
+    """
+
+    __slots__ = ("_container", "_aux", "_children", "_lookup")
+    _container: Container
+    _aux: Any
+    _children: list[Any]
+    _lookup: dict[Any, int] | None
+
+    @property
+    def value(self) -> Any:
+        v = self._value
+        if v is None:
+            v = self._value = self._container.rebuild(
+                self._aux, [primal_level(c) for c in self._children]
+            )
+        return v
+
+    # Read by tree.flatten for the VIEW kind.
+    @property
+    def container(self) -> Container:
+        return self._container
+
+    @property
+    def aux(self) -> Any:
+        return self._aux
+
+    @property
+    def children(self) -> list[Any]:
+        return self._children
+
+    def __repr__(self) -> str:
+        return f"BVar({self.split()!r})"
+
+    def split(self) -> Any:
+        """This structure as your own type with BVar fields (see ``split_bv``)."""
+        return self._container.rebuild(self._aux, self._children)
+
+    def _index_of(self, key: Any) -> int | None:
+        lookup = self._lookup
+        if lookup is None:
+            keys = self._container.keys(self._aux)
+            lookup = self._lookup = {
+                (k.name if isinstance(k, tree._Attr) else k): i for i, k in enumerate(keys)
+            }
+        return lookup.get(key)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        i = self._index_of(name)
+        if i is not None and isinstance(self._container.keys(self._aux)[i], tree._Attr):
+            return self._children[i]
+        return getattr(self.split(), name)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, np.integer)) and self._container.name in ("list", "tuple"):
+            return self._children[key]
+        if type(key) is not slice and self._container.keys is not None:
+            try:
+                i = self._index_of(key)
+            except TypeError:  # unhashable key
+                i = None
+            if i is not None:
+                return self._children[i]
+        return self.split()[key]
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def __iter__(self) -> Any:
+        return iter(self.split())
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.split()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise AttributeError(f"a BVar of a {self._container.name} has no shape")
+
+    def __bool__(self) -> bool:
+        return bool(self._children)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self.value == primal(other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self.value != primal(other)
+
+    # Arithmetic on a structure is whatever your type defines (hetgrad.Params gives
+    # elementwise + - * /); a list concatenates, as it would without hetgrad.
+    def __add__(self, other: Any) -> Any:
+        return operator.add(self.split(), other)
+
+    def __radd__(self, other: Any) -> Any:
+        return operator.add(other, self.split())
+
+    def __sub__(self, other: Any) -> Any:
+        return operator.sub(self.split(), other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return operator.sub(other, self.split())
+
+    def __mul__(self, other: Any) -> Any:
+        return operator.mul(self.split(), other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return operator.mul(other, self.split())
+
+    def __truediv__(self, other: Any) -> Any:
+        return operator.truediv(self.split(), other)
+
+    def __neg__(self) -> Any:
+        return operator.neg(self.split())
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"numpy.{ufunc.__name__} was given a BVar of a {self._container.name}; NumPy "
+            "functions take BVars of arrays or numbers (use hetgrad.tree_map over the fields)"
+        )
+
+
+def primal_level(x: Any) -> Any:
+    """The value one level down: a BVar's ``.value``, anything else itself."""
+    return x.value if isinstance(x, BVar) else x
+
+
+def build_view(td: TreeDef, leaves: Any, tape: Tape | None) -> Any:
+    """A TreeVar shaped like ``td`` whose leaves are taken from the iterator ``leaves``."""
+    if td.container is None:
+        c = td.children[0]
+        return next(leaves) if c is None else c.value
+    kids = []
+    for c in td.children:
+        if c is None:
+            kids.append(next(leaves))
+        elif type(c) is Static:
+            kids.append(c.value)
+        else:
+            kids.append(build_view(c, leaves, tape))
+    return make_view(td.container, td.aux, kids, tape)
+
+
+def make_view(container: Container, aux: Any, children: list[Any], tape: Tape | None) -> TreeVar:
+    v = object.__new__(TreeVar)
+    v._value = None
+    v._tape = tape  # type: ignore[assignment]
+    v._index = None  # type: ignore[assignment]
+    v._container = container
+    v._aux = aux
+    v._children = children
+    v._lookup = None
+    return v
+
+
+tree._kinds[BVar] = tree.LEAF
+tree._kinds[TreeVar] = VIEW
+register_backprop(BVar, zero=lambda v: zero(primal(v)), add=operator.add, one=lambda v: one(primal(v)))
+
+# The primitives behind the operators; imported last because they build on this module.
+from . import rules as _r  # noqa: E402

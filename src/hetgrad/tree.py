@@ -1,0 +1,509 @@
+"""Structures: flattening values into differentiable leaves and rebuilding them.
+
+Every runner flattens its arguments once on the way in and rebuilds the gradient once on
+the way out.  A *structure* is any nesting of the built-in containers (tuple, list, dict and
+its subclasses, NamedTuple, dataclasses) around *leaves*:
+
+* differentiable leaves: Python ``float``, NumPy float scalars, float arrays, and values of
+  types registered with :func:`hetgrad.register_backprop`;
+* static leaves, which pass through unchanged and never receive gradient: ``None``, bool,
+  int, str, bytes, Enum members, integer and bool arrays, callables, and dataclass fields
+  declared with ``field(metadata={"static": True})``.
+
+>>> leaves, treedef = flatten({"w": 1.0, "name": "net", "b": [2.0, 3.0]})
+>>> leaves
+[1.0, 2.0, 3.0]
+>>> unflatten(treedef, [10.0, 20.0, 30.0])
+{'w': 10.0, 'name': 'net', 'b': [20.0, 30.0]}
+>>> leaf_paths(treedef)
+["['w']", "['b'][0]", "['b'][1]"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "TreeDef",
+    "flatten",
+    "unflatten",
+    "leaf_paths",
+    "leaf_keys",
+    "tree_map",
+    "is_static_field",
+]
+
+
+class UnsupportedLeafError(TypeError):
+    """A value that is neither a known container nor a known leaf.
+
+    ``keys`` is filled in from the inside out while the error travels up through the
+    containers, so the final message can name the leaf's path, e.g.
+    ``args[0].layers[2].activation``.
+    """
+
+    def __init__(self, value: Any, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
+        self.keys: list[Any] = []
+
+    def path(self, root: str) -> str:
+        return root + format_path(reversed(self.keys))
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def format_path(keys: Any) -> str:
+    """Python-looking path suffix for a sequence of keys: attributes as ``.name``."""
+    out = []
+    for k in keys:
+        if isinstance(k, _Attr):
+            out.append("." + k.name)
+        else:
+            out.append(f"[{k!r}]")
+    return "".join(out)
+
+
+class _Attr:
+    """A key that is an attribute name (dataclass or NamedTuple field)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Attr) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("attr", self.name))
+
+
+# --------------------------------------------------------------------------------------
+# Container handlers: how to take one container apart and put it back together.
+# --------------------------------------------------------------------------------------
+
+
+class Container:
+    """How one kind of container is split into children and rebuilt.
+
+    ``split(x)`` returns ``(aux, children)``; ``rebuild(aux, children)`` inverts it.
+    ``keys(aux)`` names each child (for paths and lenses); ``static`` marks children that
+    are static whatever their type (dataclass fields declared static).
+    """
+
+    __slots__ = ("name", "split", "rebuild", "keys", "static")
+
+    def __init__(
+        self,
+        name: str,
+        split: Callable[[Any], tuple[Any, Sequence[Any]]],
+        rebuild: Callable[[Any, Sequence[Any]], Any],
+        keys: Callable[[Any], Sequence[Any]],
+        static: tuple[bool, ...] | None = None,
+    ) -> None:
+        self.name = name
+        self.split = split
+        self.rebuild = rebuild
+        self.keys = keys
+        self.static = static
+
+    def __repr__(self) -> str:
+        return f"Container({self.name})"
+
+
+def _seq_keys(aux: Any) -> range:
+    return range(aux)
+
+
+TUPLE = Container("tuple", lambda x: (len(x), x), lambda aux, ch: tuple(ch), _seq_keys)
+LIST = Container("list", lambda x: (len(x), x), lambda aux, ch: list(ch), _seq_keys)
+DICT = Container(
+    "dict",
+    lambda x: (tuple(x), tuple(x.values())),
+    lambda aux, ch: dict(zip(aux, ch)),
+    lambda aux: aux,
+)
+ORDERED_DICT = Container(
+    "OrderedDict",
+    lambda x: (tuple(x), tuple(x.values())),
+    lambda aux, ch: OrderedDict(zip(aux, ch)),
+    lambda aux: aux,
+)
+DEFAULT_DICT = Container(
+    "defaultdict",
+    lambda x: ((x.default_factory, tuple(x)), tuple(x.values())),
+    lambda aux, ch: defaultdict(aux[0], zip(aux[1], ch)),
+    lambda aux: aux[1],
+)
+
+
+def _namedtuple_container(cls: type) -> Container:
+    names = tuple(_Attr(f) for f in cls._fields)  # type: ignore[attr-defined]
+    return Container(
+        cls.__name__,
+        lambda x: (cls, x),
+        lambda aux, ch: cls._make(ch),  # type: ignore[attr-defined]
+        lambda aux: names,
+    )
+
+
+def is_static_field(f: dataclasses.Field) -> bool:
+    """True for a dataclass field declared ``field(metadata={"static": True})``."""
+    return bool(f.metadata.get("static", False))
+
+
+def _dataclass_container(cls: type) -> Container:
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields)
+    keys = tuple(_Attr(n) for n in names)
+    static = tuple(is_static_field(f) for f in fields)
+    setter = object.__setattr__
+
+    def split(x: Any) -> tuple[Any, list[Any]]:
+        return cls, [getattr(x, n) for n in names]
+
+    # Rebuilding bypasses __init__ and __post_init__: a gradient or an optimizer update is
+    # not a valid "parameter set" for validators, and init=False fields must survive too.
+    def rebuild(aux: Any, children: Sequence[Any]) -> Any:
+        obj = object.__new__(cls)
+        for n, c in zip(names, children):
+            setter(obj, n, c)
+        return obj
+
+    return Container(cls.__name__, split, rebuild, lambda aux: keys, static)
+
+
+# --------------------------------------------------------------------------------------
+# Classifying types (cached per type).
+# --------------------------------------------------------------------------------------
+
+LEAF = "leaf"  # a differentiable leaf: float, NumPy float scalar, float array, registered
+STATIC = "static"  # passes through, never receives gradient
+ARRAY = "array"  # a leaf or static depending on the dtype
+VIEW = "view"  # a BVar of a structure: carries its own container, aux and children
+
+_kinds: dict[type, Any] = {
+    float: LEAF,
+    np.float64: LEAF,
+    np.float32: LEAF,
+    np.float16: LEAF,
+    np.longdouble: LEAF,
+    np.ndarray: ARRAY,
+    int: STATIC,
+    bool: STATIC,
+    str: STATIC,
+    bytes: STATIC,
+    type(None): STATIC,
+    tuple: TUPLE,
+    list: LIST,
+    dict: DICT,
+    OrderedDict: ORDERED_DICT,
+    defaultdict: DEFAULT_DICT,
+}
+
+#: Types registered as differentiable leaves by :func:`hetgrad.register_backprop`; the
+#: protocol module fills it.  Looked up along the MRO.
+registered_leaves: dict[type, Any] = {}
+
+
+def clear_kind_cache() -> None:
+    """Forget classifications made on the fly (after a new registration)."""
+    for t in _classified:
+        _kinds.pop(t, None)
+    _classified.clear()
+
+
+_classified: set[type] = set()
+
+
+def kind_of(t: type) -> Any:
+    """The cached classification of a type: LEAF, STATIC, ARRAY, a Container or None."""
+    k = _kinds.get(t)
+    if k is None:
+        k = _classify(t)
+        if k is not None:
+            _kinds[t] = k
+            _classified.add(t)
+    return k
+
+
+def _classify(t: type) -> Any:
+    for base in t.__mro__:
+        if base in registered_leaves:
+            return LEAF
+    if issubclass(t, complex) or issubclass(t, np.complexfloating):
+        return None
+    if issubclass(t, np.floating):
+        return LEAF
+    if issubclass(t, (np.integer, np.bool_, enum.Enum, int, str, bytes)):
+        return STATIC
+    if issubclass(t, tuple) and hasattr(t, "_fields"):
+        return _namedtuple_container(t)
+    if dataclasses.is_dataclass(t):
+        return _dataclass_container(t)
+    if issubclass(t, np.ndarray):
+        return ARRAY
+    if issubclass(t, dict):
+        return Container(
+            t.__name__,
+            lambda x: (tuple(x), tuple(x.values())),
+            lambda aux, ch: t(zip(aux, ch)),
+            lambda aux: aux,
+        )
+    if issubclass(t, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
+        return STATIC
+    if callable(getattr(t, "__call__", None)) and not issubclass(t, (list, tuple)):
+        # Instances of callable classes (functools.partial, a user's activation object).
+        return STATIC
+    return None
+
+
+def unsupported_reason(x: Any) -> str:
+    t = type(x)
+    if isinstance(x, (complex, np.complexfloating)) or (
+        isinstance(x, np.ndarray) and x.dtype.kind == "c"
+    ):
+        return (
+            f"complex values are not supported yet (got {t.__name__}"
+            + (f" of dtype {x.dtype}" if isinstance(x, np.ndarray) else "")
+            + "); split them into real and imaginary parts"
+        )
+    return (
+        f"hetgrad does not know how to differentiate a value of type "
+        f"{t.__module__}.{t.__qualname__}; make it a dataclass or NamedTuple of supported "
+        f"leaves, register it with hetgrad.register_backprop({t.__qualname__}, zero=..., "
+        f"add=..., one=...), or mark the field static with "
+        f'dataclasses.field(metadata={{"static": True}})'
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Tree definitions.
+# --------------------------------------------------------------------------------------
+
+
+class Static:
+    """A static leaf inside a TreeDef, carrying its value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Static({self.value!r})"
+
+
+class TreeDef:
+    """The shape of a structure with its differentiable leaves taken out.
+
+    ``children`` holds, per child, either ``None`` (a differentiable leaf), a
+    :class:`Static` (a static leaf) or a nested ``TreeDef``.
+    """
+
+    __slots__ = ("container", "aux", "children", "num_leaves")
+
+    def __init__(self, container: Container | None, aux: Any, children: tuple[Any, ...]) -> None:
+        self.container = container
+        self.aux = aux
+        self.children = children
+        n = 0
+        for c in children:
+            if c is None:
+                n += 1
+            elif type(c) is TreeDef:
+                n += c.num_leaves
+        self.num_leaves = n
+
+    def same_structure(self, other: Any) -> bool:
+        """Same containers, keys and static leaves' types (values of statics may differ)."""
+        if type(other) is not TreeDef:
+            return False
+        if self.container is not other.container and (
+            self.container is None
+            or other.container is None
+            or self.container.name != other.container.name
+        ):
+            return False
+        if _aux_key(self) != _aux_key(other) or len(self.children) != len(other.children):
+            return False
+        for a, b in zip(self.children, other.children):
+            if a is None or b is None:
+                if a is not b:
+                    return False
+            elif type(a) is Static:
+                if type(b) is not Static or type(a.value) is not type(b.value):
+                    return False
+            elif not a.same_structure(b):
+                return False
+        return True
+
+    def describe(self) -> str:
+        if self.container is None:
+            return "leaf"
+        return self.container.name
+
+    def __repr__(self) -> str:
+        return f"TreeDef({self.describe()}, {self.children!r})"
+
+
+def _aux_key(td: TreeDef) -> Any:
+    assert td.container is not None
+    return tuple(td.container.keys(td.aux))
+
+
+#: The treedef of a structure that is itself a single differentiable leaf.
+LEAF_DEF = TreeDef(None, None, (None,))
+
+
+def flatten(x: Any) -> tuple[list[Any], TreeDef]:
+    """Split ``x`` into its differentiable leaves (in a fixed order) and a TreeDef.
+
+    A BVar of a plain value is a leaf; a BVar of a structure flattens like the structure.
+
+    >>> flatten((1.0, 2, [3.0]))[0]
+    [1.0, 3.0]
+    """
+    leaves: list[Any] = []
+    child = _flatten_into(x, leaves)
+    if child is None:
+        return leaves, LEAF_DEF
+    if type(child) is Static:
+        return leaves, TreeDef(None, None, (child,))
+    return leaves, child
+
+
+def _flatten_into(x: Any, leaves: list[Any]) -> Any:
+    t = type(x)
+    k = _kinds.get(t)
+    if k is None:
+        k = kind_of(t)
+        if k is None:
+            raise UnsupportedLeafError(x, unsupported_reason(x))
+    if k is LEAF:
+        leaves.append(x)
+        return None
+    if k is STATIC:
+        return Static(x)
+    if k is ARRAY:
+        dk = x.dtype.kind
+        if dk == "f":
+            leaves.append(x)
+            return None
+        if dk == "c" or dk == "O":
+            raise UnsupportedLeafError(
+                x,
+                unsupported_reason(x)
+                if dk == "c"
+                else "object arrays are not supported; use a float array or a list",
+            )
+        return Static(x)
+    if k is VIEW:
+        k, aux, kids = x.container, x.aux, x.children
+    else:
+        aux, kids = k.split(x)
+    static = k.static
+    out = []
+    i = 0
+    try:
+        for i, c in enumerate(kids):
+            if static is not None and static[i]:
+                out.append(Static(c))
+            else:
+                out.append(_flatten_into(c, leaves))
+    except UnsupportedLeafError as e:
+        e.keys.append(list(k.keys(aux))[i])
+        raise
+    return TreeDef(k, aux, tuple(out))
+
+
+def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
+    """Rebuild a structure from a TreeDef and its leaves (inverse of :func:`flatten`)."""
+    it = iter(leaves)
+    out = _unflatten(treedef, it)
+    return out
+
+
+def _unflatten(td: TreeDef, it: Iterator[Any]) -> Any:
+    if td.container is None:
+        c = td.children[0]
+        return next(it) if c is None else c.value
+    kids = []
+    for c in td.children:
+        if c is None:
+            kids.append(next(it))
+        elif type(c) is Static:
+            kids.append(c.value)
+        else:
+            kids.append(_unflatten(c, it))
+    return td.container.rebuild(td.aux, kids)
+
+
+def leaf_keys(treedef: TreeDef) -> list[tuple[Any, ...]]:
+    """The key path of every differentiable leaf, in flatten order.
+
+    Attribute keys are returned as their names, item keys as themselves.
+
+    >>> leaf_keys(flatten({"a": [1.0, 2.0]})[1])
+    [('a', 0), ('a', 1)]
+    """
+    return [tuple(k.name if isinstance(k, _Attr) else k for k in p) for p in _raw_keys(treedef)]
+
+
+def _raw_keys(td: TreeDef) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+
+    def walk(d: TreeDef, prefix: tuple[Any, ...]) -> None:
+        if d.container is None:
+            if d.children[0] is None:
+                out.append(prefix)
+            return
+        for key, c in zip(d.container.keys(d.aux), d.children):
+            if c is None:
+                out.append(prefix + (key,))
+            elif type(c) is TreeDef:
+                walk(c, prefix + (key,))
+
+    walk(td, ())
+    return out
+
+
+def leaf_paths(treedef: TreeDef, root: str = "") -> list[str]:
+    """Python-looking paths of every differentiable leaf, e.g. ``root.layers[0].w``."""
+    return [root + format_path(p) for p in _raw_keys(treedef)]
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` to every differentiable leaf; static leaves are kept from ``tree``.
+
+    Further trees must have the same structure; their leaves become extra arguments.
+
+    >>> tree_map(lambda p, g: p - 0.5 * g, {"w": 1.0, "n": 3}, {"w": 2.0, "n": 3})
+    {'w': 0.0, 'n': 3}
+    """
+    leaves, td = flatten(tree)
+    if not rest:
+        return unflatten(td, [fn(x) for x in leaves])
+    others = []
+    for i, r in enumerate(rest):
+        ls, rtd = flatten(r)
+        if not td.same_structure(rtd):
+            raise ValueError(
+                f"tree_map: argument {i + 2} has a different structure from the first: "
+                f"{rtd!r} vs {td!r}"
+            )
+        others.append(ls)
+    return unflatten(td, [fn(x, *ys) for x, *ys in zip(leaves, *others)])
