@@ -1,0 +1,1 @@
+"""hetgrad's benchmark suite: ``python -m benchmarks`` (see ``harness.py``)."""

@@ -1,0 +1,101 @@
+"""A small benchmark harness: warm-up, median of repeats, ratios to a baseline.
+
+Each ``benchmarks/bench_*.py`` module defines ``run(report: Report, quick: bool)``.  It times
+every implementation of a workload with :func:`measure` in the same process and records
+rows with :meth:`Report.add`; the first implementation of a workload (by convention the
+hand-written NumPy baseline, impl name ``"numpy"`` or ``"plain"``) is the ratio's base.
+
+>>> r = Report()
+>>> r.add("demo", "square", "plain", 1e-6)
+>>> r.add("demo", "square", "hetgrad", 1.5e-6)
+>>> r.rows[1]["ratio"]
+1.5
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def measure(fn: Callable[[], Any], *, min_time: float = 0.05, repeat: int = 7,
+            warmup: int = 2) -> float:  # fmt: skip
+    """Median seconds per call of ``fn`` over ``repeat`` batches of at least ``min_time``.
+
+    The garbage collector is paused inside a batch, as ``timeit`` does.
+    """
+    for _ in range(warmup):
+        fn()
+    number = 1
+    while True:
+        t = _batch(fn, number)
+        if t >= min_time or number >= 1 << 20:
+            break
+        number *= 2 if t == 0 else max(2, min(10, int(min_time / t) + 1))
+    times = [t / number] + [_batch(fn, number) / number for _ in range(repeat - 1)]
+    return statistics.median(times)
+
+
+def _batch(fn: Callable[[], Any], number: int) -> float:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Report:
+    """Rows of (group, workload, impl, seconds) with ratios to each workload's baseline."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+
+    def add(self, group: str, workload: str, impl: str, seconds: float, **extra: Any) -> None:
+        base = next(
+            (r["seconds"] for r in self.rows if r["group"] == group and r["workload"] == workload),
+            seconds,
+        )
+        self.rows.append({
+            "group": group, "workload": workload, "impl": impl, "seconds": seconds,
+            "ratio": round(seconds / base, 3) if base else None, **extra,
+        })  # fmt: skip
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def markdown(self) -> str:
+        out = []
+        groups = list(dict.fromkeys(r["group"] for r in self.rows))
+        for g in groups:
+            out.append(f"### {g}\n")
+            out.append("| workload | implementation | time | ratio to baseline |")
+            out.append("|---|---|---:|---:|")
+            for r in self.rows:
+                if r["group"] == g:
+                    out.append(
+                        f"| {r['workload']} | {r['impl']} | {format_time(r['seconds'])} | "
+                        f"{r['ratio']:.2f}x |"
+                    )
+            out.append("")
+        if self.notes:
+            out.extend(["Notes:", ""] + [f"- {n}" for n in self.notes] + [""])
+        return "\n".join(out)
+
+
+def format_time(s: float) -> str:
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.2f} us"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
