@@ -39,12 +39,12 @@ class Params:
     def _combine(self: P, other: Any, op: Callable[[Any, Any], Any], reflected: bool) -> P:
         if type(other) is type(self):
             fn = (lambda a, b: op(b, a)) if reflected else op
-            return tree_map(fn, self, other)  # type: ignore[no-any-return]
+            return tree_map(fn, self, other)
         if isinstance(other, Params) or not _is_scalar(other):
             return NotImplemented
         if reflected:
-            return tree_map(lambda a: op(other, a), self)  # type: ignore[no-any-return]
-        return tree_map(lambda a: op(a, other), self)  # type: ignore[no-any-return]
+            return tree_map(lambda a: op(other, a), self)
+        return tree_map(lambda a: op(a, other), self)
 
     def __add__(self: P, other: Any) -> P:
         return self._combine(other, operator.add, False)
@@ -71,4 +71,4 @@ class Params:
         return self._combine(other, operator.truediv, True)
 
     def __neg__(self: P) -> P:
-        return tree_map(operator.neg, self)  # type: ignore[no-any-return]
+        return tree_map(operator.neg, self)

@@ -35,8 +35,8 @@ from .tape import (
     Primitive,
     Tape,
     assemble,
-    missing_rule,
     innermost,
+    missing_rule,
     primal,
     record_whole,
 )
@@ -206,7 +206,11 @@ def call_custom(
         if arity == 1:
             grads = (grads,)
         elif not isinstance(grads, (tuple, list)) or len(grads) != nargs:
-            got = f"{len(grads)} items" if isinstance(grads, (tuple, list)) else type(grads).__name__
+            got = (
+                f"{len(grads)} items"
+                if isinstance(grads, (tuple, list))
+                else type(grads).__name__
+            )
             raise TypeError(
                 f"{name}: the pullback must return a tuple of {nargs} gradients (one per "
                 f"input), got {got}"

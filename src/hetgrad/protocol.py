@@ -151,10 +151,10 @@ def add(x: T, y: T) -> T:
     """
     try:
         return _add(x, y)
-    except UnsupportedLeafError as e:
-        raise TypeError(f"hetgrad.add: at {e.path('x')}: {e.reason}") from None
     except _Mismatch as e:
         raise ValueError(f"hetgrad.add: at {e.path('x')}: {e.reason}") from None
+    except UnsupportedLeafError as e:
+        raise TypeError(f"hetgrad.add: at {e.path('x')}: {e.reason}") from None
 
 
 class _Mismatch(UnsupportedLeafError):
@@ -202,7 +202,8 @@ def _add(x: Any, y: Any) -> Any:
         return _add_dicts(x, y)
     keys = list(k.keys(aux))
     if keys != list(ky.keys(auy)):
-        raise _Mismatch(y, f"cannot add values with different fields: {keys} and {list(ky.keys(auy))}")
+        other_keys = list(ky.keys(auy))
+        raise _Mismatch(y, f"cannot add values with different fields: {keys} and {other_keys}")
     static = k.static
     out = [
         a if static is not None and static[i] else _add_child(a, b, keys[i])

@@ -37,7 +37,9 @@ PIECEWISE_CONSTANT_UFUNCS: set[Any] = {
 """Ufuncs with zero derivative: applied to the primal values, returning plain results."""
 
 
-def prim(fn: Callable[..., Any], *vjps: Callable[..., Any], name: str, nondiff: tuple[int, ...] = ()) -> Primitive:
+def prim(
+    fn: Callable[..., Any], *vjps: Callable[..., Any], name: str, nondiff: tuple[int, ...] = ()
+) -> Primitive:
     """A built-in primitive with its rules (trusted: results are not re-checked)."""
     p = Primitive(fn, name, nondiff, checked=False)
     p.vjps = vjps
@@ -54,7 +56,7 @@ def shape_of(x: Any) -> tuple[int, ...]:
     if t is float:
         return ()
     if t is np.ndarray or t is BVar:
-        return x.shape  # type: ignore[no-any-return]
+        return x.shape
     return np.shape(x)
 
 

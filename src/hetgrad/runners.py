@@ -191,7 +191,8 @@ def grad_bp(f: Callable[..., Any], *args: Any) -> Any:
     >>> hetgrad.grad_bp(lambda v: v[0] * v[1] + np.sin(v[0]), [1.0, 2.0])
     [2.5403023058681398, 1.0]
     """
-    _, _, grads = _value_and_gradients(f, args, range(len(args)), {}, False, "grad_bp")  # type: ignore[arg-type]
+    nums = tuple(range(len(args)))
+    _, _, grads = _value_and_gradients(f, args, nums, {}, False, "grad_bp")
     return grads[0] if len(args) == 1 else tuple(grads)
 
 
@@ -202,7 +203,8 @@ def backprop(f: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
     >>> hetgrad.backprop(lambda x: x ** 2 + 3, 9.0)
     (84.0, 18.0)
     """
-    value, _, grads = _value_and_gradients(f, args, range(len(args)), {}, False, "backprop")  # type: ignore[arg-type]
+    nums = tuple(range(len(args)))
+    value, _, grads = _value_and_gradients(f, args, nums, {}, False, "backprop")
     return value, grads[0] if len(args) == 1 else tuple(grads)
 
 
@@ -217,7 +219,7 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
     >>> y, pullback((1.0, 0.0)), pullback((0.0, 1.0))
     ((6.0, 9.0), 2.0, 6.0)
     """
-    run = _Run(f, args, range(len(args)), {}, "backprop_with")  # type: ignore[arg-type]
+    run = _Run(f, args, range(len(args)), {}, "backprop_with")
     value = tree.tree_map(primal_level, run.out)
     n = len(args)
 

@@ -48,10 +48,10 @@ _local = threading.local()
 def active_tapes() -> list[Tape]:
     """The stack of tapes open in this thread, innermost last."""
     try:
-        return _local.stack  # type: ignore[no-any-return]
+        return _local.stack
     except AttributeError:
         _local.stack = []
-        return _local.stack  # type: ignore[no-any-return]
+        return _local.stack
 
 
 class Tape:
@@ -166,11 +166,11 @@ class Primitive:
         checked: bool = True,
     ) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", repr(fn))
+        self.name: str = name or str(getattr(fn, "__name__", repr(fn)))
         self.nondiff = frozenset(nondiff)
         self.checked = checked
         self.vjps: tuple[Callable[..., Any], ...] = ()
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return apply(self, args, kwargs)
@@ -194,7 +194,8 @@ class Primitive:
         0.25
         """
         made = []
-        for k, rule in enumerate(rules):
+        missing = max(0, len(self.vjps) - len(rules))  # positions without a rule
+        for k, rule in enumerate(tuple(rules) + (None,) * missing):
             if rule is None:
                 made.append(missing_rule(self.name, k))
             elif self.checked:
@@ -340,12 +341,12 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if nodes is None:
         raise _escaped(tape)
     vals = []
-    parents = []
+    parents: list[int | None] = []
     for pos, a in enumerate(args):
         if isinstance(a, BVar) and a._tape is tape:
             if type(a) is not BVar:
                 raise TypeError(
-                    f"{prim.name}: argument {pos} is a BVar of a {a._container.name}, not of "
+                    f"{prim.name}: argument {pos} is a BVar of a {_kind_name(a)}, not of "
                     "an array or number; pass its fields, or lift the function with "
                     "hetgrad.opN to take structures"
                 )
@@ -361,6 +362,10 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     tvals = tuple(vals)
     y = prim.fn(*tvals, **kwargs)
     return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name)
+
+
+def _kind_name(v: Any) -> str:
+    return v._container.name if isinstance(v, TreeVar) else type(v._value).__name__
 
 
 def is_leaf_value(y: Any) -> bool:
@@ -534,10 +539,10 @@ class BVar:
     def __ge__(self, other: Any) -> Any:
         return self._value >= primal(other)
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
         return self._value == primal(other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         return self._value != primal(other)
 
     __hash__ = None  # type: ignore[assignment]
@@ -716,10 +721,10 @@ class TreeVar(BVar):
     def __bool__(self) -> bool:
         return bool(self._children)
 
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
         return self.value == primal(other)
 
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
         return self.value != primal(other)
 
     # Arithmetic on a structure is whatever your type defines (hetgrad.Params gives
@@ -790,7 +795,9 @@ def make_view(container: Container, aux: Any, children: list[Any], tape: Tape | 
 
 tree._kinds[BVar] = tree.LEAF
 tree._kinds[TreeVar] = VIEW
-register_backprop(BVar, zero=lambda v: zero(primal(v)), add=operator.add, one=lambda v: one(primal(v)))
+register_backprop(
+    BVar, zero=lambda v: zero(primal(v)), add=operator.add, one=lambda v: one(primal(v))
+)
 
 # The primitives behind the operators; imported last because they build on this module.
 from . import rules as _r  # noqa: E402

@@ -178,7 +178,7 @@ def _dataclass_container(cls: type) -> Container:
     # Rebuilding bypasses __init__ and __post_init__: a gradient or an optimizer update is
     # not a valid "parameter set" for validators, and init=False fields must survive too.
     def rebuild(aux: Any, children: Sequence[Any]) -> Any:
-        obj = object.__new__(cls)
+        obj: Any = object.__new__(cls)
         for n, c in zip(names, children):
             setter(obj, n, c)
         return obj
@@ -265,7 +265,7 @@ def _classify(t: type) -> Any:
         )
     if issubclass(t, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
         return STATIC
-    if callable(getattr(t, "__call__", None)) and not issubclass(t, (list, tuple)):
+    if any("__call__" in vars(base) for base in t.__mro__[:-1]):
         # Instances of callable classes (functools.partial, a user's activation object).
         return STATIC
     return None
@@ -315,12 +315,13 @@ class TreeDef:
     """
 
     __slots__ = ("container", "aux", "children", "num_leaves")
+    num_leaves: int
 
     def __init__(self, container: Container | None, aux: Any, children: tuple[Any, ...]) -> None:
         self.container = container
         self.aux = aux
         self.children = children
-        n = 0
+        n: int = 0
         for c in children:
             if c is None:
                 n += 1
@@ -338,7 +339,9 @@ class TreeDef:
             or self.container.name != other.container.name
         ):
             return False
-        if _aux_key(self) != _aux_key(other) or len(self.children) != len(other.children):
+        if len(self.children) != len(other.children):
+            return False
+        if self.container is not None and _aux_key(self) != _aux_key(other):
             return False
         for a, b in zip(self.children, other.children):
             if a is None or b is None:

@@ -1,0 +1,196 @@
+"""Custom operations: op1..opN, primitive/defvjp, checks on pullbacks, no_grad, constants."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import hetgrad
+from finite_diff import assert_close_tree, numeric_grad
+from hetgrad import grad, grad_bp, op1, op2, op3, opN
+
+rng = np.random.default_rng(7)
+
+
+# -- the helpers lift functions with hand-written pullbacks ------------------------------
+
+logistic = op1(lambda x: (y := 1.0 / (1.0 + np.exp(-x)), lambda g: g * y * (1.0 - y)))
+matvec = op2(lambda m, v: (m @ v, lambda g: (np.outer(g, v), m.T @ g)))
+affine = op3(lambda m, v, b: (m @ v + b, lambda g: (np.outer(g, v), m.T @ g, g)))
+weighted = opN(lambda *xs: (sum((i + 1) * x for i, x in enumerate(xs)),
+                            lambda g: tuple((i + 1) * g for i in range(len(xs)))))  # fmt: skip
+
+
+def test_op1_matches_finite_differences() -> None:
+    x = rng.normal(size=4)
+    f = lambda x: np.sum(logistic(x) ** 2)
+    assert_close_tree(grad_bp(f, x), numeric_grad(f, (x,))[0])
+
+
+def test_op2_and_op3_match_finite_differences() -> None:
+    m, v, b = rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=3)
+    f2 = lambda m, v: np.sum(np.tanh(matvec(m, v)))
+    for got, want in zip(grad_bp(f2, m, v), numeric_grad(f2, (m, v))):
+        assert_close_tree(got, want)
+    f3 = lambda m, v, b: np.sum(np.sin(affine(m, v, b)))
+    for got, want in zip(grad_bp(f3, m, v, b), numeric_grad(f3, (m, v, b))):
+        assert_close_tree(got, want)
+
+
+def test_opN_any_arity() -> None:
+    assert grad_bp(lambda a, b, c: weighted(a, b, c) ** 2, 1.0, 1.0, 1.0) == (12.0, 24.0, 36.0)
+
+
+def test_ops_work_on_plain_values_and_constants() -> None:
+    assert logistic(0.0) == 0.5
+    np.testing.assert_allclose(matvec(np.eye(2), np.array([1.0, 2.0])), [1.0, 2.0])
+    # m constant, v differentiated
+    g = grad_bp(lambda v: np.sum(matvec(np.eye(2) * 2.0, v)), np.ones(2))
+    np.testing.assert_allclose(g, [2.0, 2.0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Lin:
+    w: np.ndarray
+    b: np.ndarray
+
+
+def _layer_fwd(p: Lin, x: np.ndarray) -> tuple[np.ndarray, object]:
+    y = p.w @ x + p.b
+    return y, lambda g: (Lin(np.outer(g, x), g), p.w.T @ g)
+
+
+layer = op2(_layer_fwd)
+
+
+def test_op_with_structured_input() -> None:
+    p = Lin(rng.normal(size=(2, 3)), rng.normal(size=2))
+    x = rng.normal(size=3)
+    f = lambda p, x: np.sum(np.tanh(layer(p, x)))
+    got = grad_bp(f, p, x)
+    assert type(got[0]) is Lin
+    for a, b in zip(got, numeric_grad(f, (p, x))):
+        assert_close_tree(a, b)
+
+
+split_sum = op1(lambda x: ((np.sum(x), np.sum(x * x)), lambda g: g[0] + 2.0 * g[1] * x))
+
+
+def test_op_with_structured_output_and_unused_part() -> None:
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(grad_bp(lambda x: split_sum(x)[1], x), 2.0 * x)
+    np.testing.assert_allclose(grad_bp(lambda x: split_sum(x)[0], x), [1.0, 1.0])
+    s, q = (lambda t: (t[0], t[1]))(split_sum(x))
+    assert (s, q) == (3.0, 5.0)
+
+
+def test_hand_written_pullback_of_differentiable_ops_supports_second_order() -> None:
+    cube = op1(lambda x: (x**3, lambda g: 3.0 * x**2 * g))
+    assert grad(grad(cube))(2.0) == 12.0
+
+
+# -- primitive / defvjp ---------------------------------------------------------------------
+
+
+@hetgrad.primitive
+def scaled_softplus(x: object, scale: float = 1.0) -> object:
+    return scale * np.logaddexp(0.0, x)
+
+
+scaled_softplus.defvjp(lambda g, ans, x, scale=1.0: g * scale / (1.0 + np.exp(-x)))
+
+
+def test_primitive_defvjp_with_kwargs() -> None:
+    x = rng.normal(size=3)
+    f = lambda x: np.sum(scaled_softplus(x, scale=3.0))
+    assert_close_tree(grad_bp(f, x), numeric_grad(f, (x,))[0])
+    assert scaled_softplus.__name__ == "scaled_softplus"
+    assert float(scaled_softplus(0.0)) == pytest.approx(np.log(2.0))
+
+
+@hetgrad.primitive
+def two_args(a: object, b: object) -> object:
+    return a * b
+
+
+two_args.defvjp(lambda g, ans, a, b: g * b)  # no rule for b
+
+
+def test_missing_rule_only_fails_when_needed() -> None:
+    assert grad_bp(lambda a: two_args(a, 3.0), 2.0) == 3.0
+    with pytest.raises(TypeError, match=r"two_args: argument 1 has no gradient rule"):
+        grad_bp(lambda b: two_args(2.0, b), 3.0)
+
+
+# -- pullback results are checked ------------------------------------------------------------
+
+
+def test_wrong_shape_from_pullback() -> None:
+    bad = op1(lambda x: (np.sum(x), lambda g: np.ones(5)))
+    with pytest.raises(ValueError, match=r"<lambda>: the gradient for argument 0.*shape"):
+        grad_bp(bad, np.ones(3))
+
+
+def test_wrong_structure_from_pullback() -> None:
+    def fwd(p: Lin, x: np.ndarray) -> tuple[object, object]:
+        return np.sum(p.w @ x), lambda g: ((np.ones((2, 3)), np.ones(2)), np.ones(3))
+
+    with pytest.raises(TypeError, match=r"fwd: the gradient for argument 0 has the wrong struct"):
+        grad_bp(lambda p: op2(fwd)(p, np.ones(3)), Lin(np.ones((2, 3)), np.ones(2)))
+
+
+def test_wrong_dtype_kind_from_pullback() -> None:
+    bad = op1(lambda x: (np.sum(x), lambda g: np.ones(3, dtype=complex)))
+    with pytest.raises(TypeError, match=r"<lambda>: the gradient for argument 0.*complex"):
+        grad_bp(bad, np.ones(3))
+
+
+def test_wrong_count_from_pullback() -> None:
+    bad = op2(lambda a, b: (a * b, lambda g: g))
+    with pytest.raises(TypeError, match="tuple of 2 gradients"):
+        grad_bp(lambda a: bad(a, 2.0), 1.0)
+
+
+def test_defvjp_rule_is_checked() -> None:
+    @hetgrad.primitive
+    def f(x: object) -> object:
+        return np.sum(x)
+
+    f.defvjp(lambda g, ans, x: np.ones(2))
+    with pytest.raises(ValueError, match=r"f: the gradient for argument 0.*shape"):
+        grad_bp(f, np.ones(4))
+
+
+def test_wrong_arity_call() -> None:
+    with pytest.raises(TypeError, match="takes 2 argument"):
+        matvec(np.eye(2))
+
+
+def test_pullback_returning_none_means_no_gradient() -> None:
+    gate = op2(lambda a, mask: (a * mask, lambda g: (g * mask, None)))
+    assert grad_bp(lambda a, m: gate(a, m), 2.0, 3.0) == (3.0, 0.0)
+
+
+# -- no_grad, stop_gradient, const ------------------------------------------------------------
+
+
+def test_no_grad_forward_only() -> None:
+    argmax = hetgrad.no_grad(lambda x: np.argmax(x).astype(float))
+    # used only in control flow: fine
+    f = lambda x: x[int(argmax(x).value)] * 2.0
+    np.testing.assert_array_equal(grad_bp(f, np.array([1.0, 5.0, 2.0])), [0.0, 2.0, 0.0])
+    with pytest.raises(TypeError, match="no_grad"):
+        grad_bp(lambda x: argmax(x) * x[0], np.array([1.0, 5.0]))
+
+
+def test_stop_gradient_and_const() -> None:
+    assert grad_bp(lambda x: x * hetgrad.stop_gradient(x), 3.0) == 3.0
+    assert grad_bp(lambda x: x * hetgrad.const(4.0), 3.0) == 4.0
+    assert hetgrad.auto is hetgrad.const
+    with pytest.raises(TypeError, match="stop_gradient"):
+        grad_bp(lambda x: hetgrad.const(x), 1.0)
+    # stop_gradient at every level of nesting
+    f = lambda x: grad(lambda y: y * hetgrad.stop_gradient(x))(1.0) * x
+    assert grad(f)(2.0) == 2.0

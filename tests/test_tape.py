@@ -1,0 +1,243 @@
+"""The tape: BVar behaviour, escapes, nesting, long chains, NumPy dispatch."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import hetgrad
+from hetgrad import BVar, TapeError, grad, grad_bp
+
+# -- BVar behaves like its value where no gradient is at stake --------------------------
+
+
+def test_comparisons_return_plain_values() -> None:
+    seen = {}
+
+    def f(x: BVar) -> BVar:
+        seen["lt"] = x < 3.0
+        seen["eq"] = x == 2.0
+        seen["arr"] = x * np.ones(2) > 1.0
+        return x
+
+    grad_bp(f, 2.0)
+    assert seen["lt"] is True and seen["eq"] is True
+    assert isinstance(seen["arr"], np.ndarray) and seen["arr"].dtype == bool
+
+
+def test_value_shape_len_and_repr() -> None:
+    def f(x: BVar) -> BVar:
+        assert isinstance(x, BVar)
+        assert x.shape == (3,) and x.ndim == 1 and x.size == 3 and len(x) == 3
+        assert x.dtype == np.float32
+        assert repr(x).startswith("BVar(")
+        np.testing.assert_array_equal(x.value, [1.0, 2.0, 3.0])
+        return np.sum(x)
+
+    grad_bp(f, np.array([1.0, 2.0, 3.0], dtype=np.float32))
+
+
+def test_float_conversion_raises_but_int_and_bool_work() -> None:
+    def f(x: BVar) -> BVar:
+        with pytest.raises(TypeError, match=r"\.value"):
+            float(x)
+        assert int(x) == 2 and bool(x) is True
+        return x
+
+    grad_bp(f, 2.5)
+
+
+def test_asarray_and_item_assignment_raise() -> None:
+    def f(x: BVar) -> BVar:
+        with pytest.raises(TypeError, match="drop it from the tape"):
+            np.asarray(x)
+        with pytest.raises(TypeError, match="item assignment"):
+            x[0] = 1.0
+        return np.sum(x)
+
+    grad_bp(f, np.ones(2))
+
+
+def test_unlifted_numpy_function_names_itself() -> None:
+    with pytest.raises(NotImplementedError, match=r"numpy\.\w+.*not differentiable"):
+        grad_bp(lambda x: np.fft.fft(x).real.sum(), np.ones(4))
+    with pytest.raises(NotImplementedError, match="in-place"):
+        grad_bp(lambda x: np.add.reduce(x), np.ones(2))
+    with pytest.raises(NotImplementedError, match="out="):
+        grad_bp(lambda x: np.exp(x, out=np.empty(2)), np.ones(2))
+
+
+def test_piecewise_constant_ufuncs_give_plain_results() -> None:
+    def f(x: BVar) -> BVar:
+        s = np.sign(x)
+        assert not isinstance(s, BVar)
+        return np.sum(x * s)
+
+    np.testing.assert_array_equal(grad_bp(f, np.array([-2.0, 3.0])), [-1.0, 1.0])
+
+
+def test_python_floats_stay_floats() -> None:
+    def f(x: BVar) -> BVar:
+        y = np.exp(np.sin(x)) * x + np.sqrt(x) - np.log(x) + np.tanh(x) ** 2
+        assert type(y.value) is float
+        return y
+
+    assert type(grad_bp(f, 0.7)) is float
+
+
+# -- escapes and mixing -------------------------------------------------------------------
+
+
+def test_escaped_bvar_raises_instead_of_wrong_gradient() -> None:
+    leaked = []
+
+    def f(x: BVar) -> BVar:
+        leaked.append(x)
+        return x * x
+
+    grad_bp(f, 3.0)
+    with pytest.raises(TapeError, match="already returned"):
+        grad_bp(lambda y: leaked[0] * y, 1.0)
+    with pytest.raises(TapeError, match="already returned"):
+        leaked[0] * 2.0
+    with pytest.raises(TapeError):
+        np.exp(leaked[0])
+
+
+def test_bvar_from_another_thread_is_rejected() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    box: list[BVar] = []
+
+    def other(x: BVar) -> BVar:
+        box.append(x)
+        started.set()
+        release.wait(5)
+        return x
+
+    t = threading.Thread(target=lambda: grad_bp(other, 1.0))
+    t.start()
+    started.wait(5)
+    try:
+        with pytest.raises(TapeError, match="not nested"):
+            grad_bp(lambda y: box[0] * y, 2.0)
+    finally:
+        release.set()
+        t.join()
+
+
+def test_sibling_calls_do_not_mix() -> None:
+    keep: list[BVar] = []
+
+    def inner(y: BVar) -> BVar:
+        keep.append(y)
+        return y
+
+    def outer(x: BVar) -> BVar:
+        grad_bp(inner, 1.0)
+        return x * 2.0
+
+    grad_bp(outer, 1.0)
+    with pytest.raises(TapeError):
+        keep[0] + 1.0
+
+
+# -- nesting: derivatives of derivatives --------------------------------------------------
+
+
+def test_perturbation_confusion() -> None:
+    # d/dx [x * d/dy (x + y)] at y = 1 is 1; confusing the two tapes would give 2.
+    f = lambda x: x * grad(lambda y: x + y)(1.0)
+    assert grad(f)(1.0) == 1.0
+
+
+def test_inner_closes_over_outer_bvar() -> None:
+    # d/dx [d/dy (x * y ** 2)] = d/dx [2 x y] = 2 y, at y = 3: 6
+    f = lambda x: grad(lambda y: x * y**2)(3.0)
+    assert grad(f)(5.0) == 6.0
+
+
+def test_third_derivative_of_sin() -> None:
+    d3 = grad(grad(grad(np.sin)))
+    for x in (0.0, 0.5, 2.0):
+        assert d3(x) == pytest.approx(-np.cos(x), rel=1e-12)
+
+
+def test_nested_grad_bp_over_structures() -> None:
+    def inner_norm(p: dict[str, BVar]) -> BVar:
+        return p["a"] ** 2 * p["b"]
+
+    def outer(p: dict[str, BVar]) -> BVar:
+        g = grad_bp(inner_norm, p)  # {"a": 2ab, "b": a^2}
+        return g["a"] + g["b"]
+
+    # d/da (2ab + a^2) = 2b + 2a;  d/db = 2a
+    assert grad_bp(outer, {"a": 1.5, "b": 2.0}) == {"a": 7.0, "b": 3.0}
+
+
+def test_second_derivative_of_array_function() -> None:
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    x0 = np.array([0.3, -0.7])
+
+    def dir_second(x: np.ndarray) -> object:
+        g = grad(lambda z: np.tanh(z) @ a @ np.tanh(z))(x)
+        return np.sum(g * np.array([1.0, 2.0]))
+
+    h = 1e-5
+    num = np.array(
+        [(dir_second(x0 + h * e) - dir_second(x0 - h * e)) / (2 * h) for e in np.eye(2)]
+    )
+    np.testing.assert_allclose(grad(dir_second)(x0), num, rtol=1e-6)
+
+
+# -- long chains --------------------------------------------------------------------------
+
+
+def test_million_operation_chain_is_iterative() -> None:
+    def f(x: BVar) -> BVar:
+        for _ in range(500_000):
+            x = x * 1.0000001
+            x = x + 0.0
+        return x
+
+    g = grad_bp(f, 1.0)
+    assert g == pytest.approx(1.0000001**500_000, rel=1e-9)
+
+
+# -- array indexing -----------------------------------------------------------------------
+
+
+def test_indexing_with_repeats_accumulates() -> None:
+    g = grad_bp(lambda x: np.sum(x[[0, 0, 2]] * np.array([1.0, 2.0, 3.0])), np.zeros(4))
+    np.testing.assert_array_equal(g, [3.0, 0.0, 3.0, 0.0])
+
+
+def test_slices_masks_and_iteration() -> None:
+    x0 = np.arange(6.0).reshape(2, 3)
+    g = grad_bp(lambda x: np.sum(x[:, 1:] ** 2) + x[1, 0], x0)
+    np.testing.assert_array_equal(g, [[0.0, 2.0, 4.0], [1.0, 8.0, 10.0]])
+    g2 = grad_bp(lambda x: np.sum(x[x.value > 2.0]), np.array([1.0, 3.0, 5.0]))
+    np.testing.assert_array_equal(g2, [0.0, 1.0, 1.0])
+    g3 = grad_bp(lambda x: sum(r * r for r in x), np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(g3, [2.0, 4.0])
+
+
+def test_registered_user_leaf_type() -> None:
+    class Temp:
+        def __init__(self, k: float) -> None:
+            self.k = k
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Temp) and other.k == self.k
+
+    hetgrad.register_backprop(
+        Temp,
+        zero=lambda t: Temp(0.0),
+        add=lambda a, b: Temp(a.k + b.k),
+        one=lambda t: Temp(1.0),
+    )
+    to_float = hetgrad.op1(lambda t: (t.k, lambda g: Temp(g)))
+    g = grad_bp(lambda t: to_float(t) * 3.0 + to_float(t) ** 2, Temp(2.0))
+    assert g == Temp(7.0)

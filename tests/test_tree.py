@@ -1,0 +1,92 @@
+"""Structures: flatten/unflatten round trips, static leaves, paths, tree_map."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from hetgrad.tree import flatten, leaf_keys, leaf_paths, tree_map, unflatten
+from strategies import same, structures
+
+
+@settings(max_examples=150, deadline=None)
+@given(structures)
+def test_flatten_unflatten_round_trip(x: Any) -> None:
+    leaves, td = flatten(x)
+    assert same(unflatten(td, leaves), x)
+    assert td.num_leaves == len(leaves)
+    assert len(leaf_paths(td)) == len(leaves)
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+class Pt(NamedTuple):
+    x: float
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    w: np.ndarray
+    steps: int
+    act: Any = dataclasses.field(default=np.tanh, metadata={"static": True})
+    fn: Any = None
+
+
+def test_static_leaves() -> None:
+    value = [
+        1, True, "s", b"b", None, Color.RED, np.arange(3), np.array([True]), len,
+        functools.partial(max, 1), np.int64(3), 2.0,
+    ]  # fmt: skip
+    leaves, td = flatten(value)
+    assert leaves == [2.0]
+    assert unflatten(td, [5.0])[-1] == 5.0
+
+
+def test_dataclass_static_field_is_not_a_leaf_even_if_float() -> None:
+    @dataclasses.dataclass
+    class Scaled:
+        w: float
+        scale: float = dataclasses.field(default=2.0, metadata={"static": True})
+
+    leaves, td = flatten(Scaled(1.0))
+    assert leaves == [1.0]
+    assert unflatten(td, [3.0]) == Scaled(3.0, 2.0)
+
+
+def test_rebuild_bypasses_init_validation() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Positive:
+        v: float
+
+        def __post_init__(self) -> None:
+            if self.v <= 0:
+                raise ValueError("must be positive")
+
+    _, td = flatten(Positive(1.0))
+    assert unflatten(td, [-1.0]).v == -1.0  # a gradient may well be negative
+
+
+def test_paths_and_keys() -> None:
+    value = {"cfg": Cfg(np.ones(2), 3), "pts": [Pt(1.0, "a"), Pt(2.0, "b")]}
+    _, td = flatten(value)
+    assert leaf_paths(td, "p") == ["p['cfg'].w", "p['pts'][0].x", "p['pts'][1].x"]
+    assert leaf_keys(td) == [("cfg", "w"), ("pts", 0, "x"), ("pts", 1, "x")]
+
+
+def test_tree_map_several_trees_and_mismatch() -> None:
+    a = {"w": np.ones(2), "n": 3}
+    b = {"w": np.full(2, 2.0), "n": 3}
+    out = tree_map(lambda x, y: x + y, a, b)
+    np.testing.assert_array_equal(out["w"], [3.0, 3.0])
+    assert out["n"] == 3
+    with pytest.raises(ValueError, match="different structure"):
+        tree_map(lambda x, y: x, a, {"w": np.ones(2)})
