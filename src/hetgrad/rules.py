@@ -42,8 +42,13 @@ def prim(
 ) -> Primitive:
     """A built-in primitive with its rules (trusted: results are not re-checked)."""
     p = Primitive(fn, name, nondiff, checked=False)
-    p.vjps = vjps
+    p.vjps = p.float_vjps = vjps
     return p
+
+
+def on_floats(p: Primitive, *vjps: Callable[..., Any]) -> None:
+    """Give ``p`` rules for Python-float operands (the moons-style scalar fast path)."""
+    p.float_vjps = vjps
 
 
 # --------------------------------------------------------------------------------------
@@ -161,6 +166,10 @@ multiply = prim(operator.mul, lambda g, y, a, b: unbroadcast(g * b, a),
 divide = prim(operator.truediv, lambda g, y, a, b: unbroadcast(safe_divide(g, b), a),
               lambda g, y, a, b: unbroadcast(-safe_divide(g * y, b), b), name="divide")  # fmt: skip
 power = prim(operator.pow, _pow_base, _pow_exponent, name="power")
+on_floats(add, lambda g, y, a, b: g, lambda g, y, a, b: g)
+on_floats(subtract, lambda g, y, a, b: g, lambda g, y, a, b: -g)
+on_floats(multiply, lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
+on_floats(divide, lambda g, y, a, b: safe_divide(g, b), lambda g, y, a, b: -safe_divide(g * y, b))
 negative = prim(operator.neg, lambda g, y, a: -g, name="negative")
 absolute = prim(abs, lambda g, y, a: g * sign_(a), name="absolute")
 square = prim(np.square, lambda g, y, a: g * 2.0 * a, name="square")

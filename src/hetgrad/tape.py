@@ -118,11 +118,33 @@ class Tape:
             gs[i] = None
             rule, parents, args, y, kw = node
             if type(rule) is tuple:
-                for k, p in enumerate(parents):
+                # Binary and unary primitives without keywords are nearly every node; they
+                # get a loop-free path (no enumerate, no star-call, floats added inline).
+                if kw is None and len(args) == 2:
+                    p, q = parents
+                    a, b = args
                     if p is not None:
-                        gp = rule[k](g, y, *args, **kw) if kw else rule[k](g, y, *args)
+                        gp = rule[0](g, y, a, b)
                         old = gs[p]
-                        gs[p] = gp if old is None else accumulate(old, gp)
+                        gs[p] = gp if old is None else (
+                            old + gp if type(old) is float else accumulate(old, gp))
+                    if q is not None:
+                        gq = rule[1](g, y, a, b)
+                        old = gs[q]
+                        gs[q] = gq if old is None else (
+                            old + gq if type(old) is float else accumulate(old, gq))
+                elif kw is None and len(args) == 1:
+                    p = parents[0]
+                    gp = rule[0](g, y, args[0])
+                    old = gs[p]
+                    gs[p] = gp if old is None else (
+                        old + gp if type(old) is float else accumulate(old, gp))
+                else:
+                    for k, p in enumerate(parents):
+                        if p is not None:
+                            gp = rule[k](g, y, *args, **kw) if kw else rule[k](g, y, *args)
+                            old = gs[p]
+                            gs[p] = gp if old is None else accumulate(old, gp)
             elif rule is PROJECT:
                 op = parents[0]
                 slot = gs[op]
@@ -170,6 +192,8 @@ class Primitive:
         self.nondiff = frozenset(nondiff)
         self.checked = checked
         self.vjps: tuple[Callable[..., Any], ...] = ()
+        # Rules for Python-float operands (no broadcasting to undo); set for the operators.
+        self.float_vjps: tuple[Callable[..., Any], ...] = ()
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -202,7 +226,7 @@ class Primitive:
                 made.append(checked_rule(self.name, k, rule))
             else:
                 made.append(rule)
-        self.vjps = tuple(made)
+        self.vjps = self.float_vjps = tuple(made)
         return self
 
 
@@ -305,7 +329,9 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     if nodes is None:
         raise _escaped(tape)
     y = prim.fn(av, bv)
-    nodes.append((prim.vjps, parents, (av, bv), y, None))
+    # A float result means both operands were Python numbers: no broadcasting to undo.
+    vjps = prim.float_vjps if type(y) is float else prim.vjps
+    nodes.append((vjps, parents, (av, bv), y, None))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
