@@ -13,6 +13,7 @@ structure of the input.
 Line(slope=-8.0, intercept=-4.0)
 """
 
+from .higher import hessian, hvp, jacobian, jvp
 from .params import Params
 from .primitive import auto, const, no_grad, op1, op2, op3, opN, primitive, stop_gradient
 from .protocol import add, one, register_backprop, zero
@@ -35,6 +36,10 @@ __all__ = [
     "eval_bp",
     "grad",
     "grad_bp",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
     "no_grad",
     "one",
     "op1",

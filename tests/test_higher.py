@@ -1,0 +1,135 @@
+"""Higher-order and forward-mode derivatives against closed forms and finite differences."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import hetgrad
+from finite_diff import numeric_grad
+from hetgrad import grad, hessian, hvp, jacobian, jvp
+
+
+def rosenbrock(x: object) -> object:
+    return (1.0 - x[0]) ** 2 + 100.0 * (x[1] - x[0] ** 2) ** 2
+
+
+def rosenbrock_hessian(x: np.ndarray) -> np.ndarray:
+    a, b = x
+    return np.array([[2.0 - 400.0 * (b - a * a) + 800.0 * a * a, -400.0 * a],
+                     [-400.0 * a, 200.0]])  # fmt: skip
+
+
+@pytest.mark.parametrize("point", [(1.0, 1.0), (-1.2, 1.0), (0.3, -0.5), (2.0, 3.0)])
+def test_rosenbrock_hessian_closed_form(point: tuple[float, float]) -> None:
+    x = np.array(point)
+    np.testing.assert_allclose(hessian(rosenbrock)(x), rosenbrock_hessian(x), rtol=1e-12)
+
+
+def test_quadratic_form_hessian() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    np.testing.assert_allclose(hessian(lambda x: x @ a @ x)(rng.normal(size=4)), a + a.T)
+
+
+def test_third_derivative_of_sin() -> None:
+    for x in (0.1, 1.0, -2.5):
+        assert grad(grad(grad(np.sin)))(x) == pytest.approx(-np.cos(x), rel=1e-12)
+
+
+def test_perturbation_confusion() -> None:
+    assert grad(lambda x: x * grad(lambda y: x + y)(1.0))(1.0) == 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiny:
+    w: np.ndarray
+    b: float
+
+
+def _loss(net: Tiny) -> object:
+    x = np.array([0.5, -1.0, 2.0])
+    return np.tanh(net.w @ x + net.b) ** 2 + 0.1 * net.b**2
+
+
+def test_hessian_over_a_dataclass_against_finite_differences_of_the_gradient() -> None:
+    net = Tiny(np.array([0.3, -0.2, 0.1]), 0.4)
+    h = hessian(_loss)(net)
+    # outer structure: the gradient's (a Tiny); inner: the input's (a Tiny)
+    assert type(h) is Tiny and type(h.w) is Tiny and type(h.b) is Tiny
+    assert h.w.w.shape == (3, 3) and h.w.b.shape == (3,) and h.b.w.shape == (3,)
+    eps = 1e-6
+    for field, k in [("w", 0), ("w", 1), ("w", 2), ("b", None)]:
+        def grad_at(delta: float, field: str = field, k: int | None = k) -> Tiny:
+            if field == "w":
+                w = net.w.copy()
+                w[k] += delta
+                return hetgrad.grad_bp(_loss, Tiny(w, net.b))
+            return hetgrad.grad_bp(_loss, Tiny(net.w, net.b + delta))
+
+        plus, minus = grad_at(eps), grad_at(-eps)
+        col_w = (plus.w - minus.w) / (2 * eps)
+        col_b = (plus.b - minus.b) / (2 * eps)
+        got_w = h.w.w[:, k] if field == "w" else h.w.b
+        got_b = h.b.w[k] if field == "w" else h.b.b
+        np.testing.assert_allclose(got_w, col_w, rtol=1e-5, atol=1e-8)
+        assert got_b == pytest.approx(col_b, rel=1e-5, abs=1e-8)
+
+
+def test_jacobian_dict_to_tuple_structure() -> None:
+    def f(d: dict) -> tuple:
+        return (d["a"] * d["v"], np.sum(d["v"] ** 2) * d["a"])
+
+    d = {"a": 2.0, "v": np.array([1.0, 2.0, 3.0])}
+    j = jacobian(f)(d)
+    assert type(j) is tuple and len(j) == 2
+    assert set(j[0]) == {"a", "v"}
+    assert j[0]["a"].shape == (3,) and j[0]["v"].shape == (3, 3)
+    assert type(j[1]["a"]) is float and j[1]["v"].shape == (3,)
+    np.testing.assert_allclose(j[0]["a"], d["v"])
+    np.testing.assert_allclose(j[0]["v"], 2.0 * np.eye(3))
+    assert j[1]["a"] == pytest.approx(14.0)
+    np.testing.assert_allclose(j[1]["v"], 2.0 * 2.0 * d["v"])
+
+
+def test_jacobian_several_argnums_and_arrays() -> None:
+    rng = np.random.default_rng(1)
+    a, x = rng.normal(size=(2, 3)), rng.normal(size=3)
+    ja, jx = jacobian(lambda a, x: np.tanh(a @ x), argnums=(0, 1))(a, x)
+    assert ja.shape == (2, 2, 3) and jx.shape == (2, 3)
+    for i in range(2):
+        num_a, num_x = numeric_grad(lambda a, x, i=i: np.tanh(a @ x)[i], (a, x))
+        np.testing.assert_allclose(ja[i], num_a, rtol=1e-6)
+        np.testing.assert_allclose(jx[i], num_x, rtol=1e-6)
+
+
+def test_jvp_agrees_with_jacobian_times_tangent() -> None:
+    rng = np.random.default_rng(2)
+    m = rng.normal(size=(3, 4))
+    f = lambda x: np.sin(m @ x) * np.sum(x)
+    for _ in range(3):
+        x, t = rng.normal(size=4), rng.normal(size=4)
+        y, jt = jvp(f, (x,), (t,))
+        np.testing.assert_allclose(y, f(x))
+        np.testing.assert_allclose(jt, jacobian(f)(x) @ t, rtol=1e-10)
+
+
+def test_jvp_structured() -> None:
+    y, t = jvp(lambda d: {"p": d["a"] * d["b"]}, ({"a": 2.0, "b": 3.0},), ({"a": 1.0, "b": 0.5},))
+    assert y == {"p": 6.0} and t == {"p": pytest.approx(3.0 * 1.0 + 2.0 * 0.5)}
+
+
+def test_hvp_agrees_with_hessian() -> None:
+    rng = np.random.default_rng(3)
+    x, v = rng.normal(size=2), rng.normal(size=2)
+    (hv,) = hvp(rosenbrock, (x,), (v,))
+    np.testing.assert_allclose(hv, rosenbrock_hessian(x) @ v, rtol=1e-12)
+
+
+def test_hvp_several_arguments() -> None:
+    f = lambda x, y: x**2 * y**3
+    hx, hy = hvp(f, (1.0, 2.0), (1.0, 0.0))
+    # H = [[2y^3, 6xy^2], [6xy^2, 6x^2 y]] at (1, 2): [[16, 24], [24, 12]]
+    assert (hx, hy) == (pytest.approx(16.0), pytest.approx(24.0))
