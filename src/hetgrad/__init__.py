@@ -13,6 +13,7 @@ structure of the input.
 Line(slope=-8.0, intercept=-4.0)
 """
 
+from . import checkpoint, datasets, optim
 from .higher import hessian, hvp, jacobian, jvp
 from .params import Params
 from .primitive import auto, const, no_grad, op1, op2, op3, opN, primitive, stop_gradient
@@ -32,7 +33,9 @@ __all__ = [
     "auto",
     "backprop",
     "backprop_with",
+    "checkpoint",
     "const",
+    "datasets",
     "eval_bp",
     "grad",
     "grad_bp",
@@ -46,6 +49,7 @@ __all__ = [
     "op2",
     "op3",
     "opN",
+    "optim",
     "primitive",
     "register_backprop",
     "stop_gradient",

@@ -1,0 +1,316 @@
+"""Optimizers over parameters of any structure.
+
+An optimizer is a pair of pure functions, so it fits immutable parameter structures:
+
+>>> import numpy as np, hetgrad
+>>> params = {"w": np.array([1.0, -2.0]), "b": 0.5, "name": "line"}
+>>> opt = hetgrad.optim.adam(0.1)
+>>> state = opt.init(params)
+>>> grads = {"w": np.array([0.5, -0.5]), "b": 1.0, "name": "line"}
+>>> updates, state = opt.update(grads, state, params)
+>>> params = hetgrad.optim.apply_updates(params, updates)
+>>> params["w"], round(params["b"], 6), params["name"]
+(array([ 0.9, -1.9]), 0.4, 'line')
+
+Updates are *added* to the parameters (they already carry the minus sign).  Static leaves
+(ints, strings, integer arrays, callables, fields declared static) are never changed.  The
+optimizer state is itself a structure (NamedTuples of floats and of structures shaped like
+the parameters), so :mod:`hetgrad.checkpoint` saves and restores it; its step count ``k``
+is stored as a float for that reason.  Parameter dtypes are preserved: float32 arrays stay
+float32 and Python floats stay floats.
+
+The learning rate ``lr`` (and the momentum ``mu``) may be a number or a *schedule*, a
+function of the step count ``k = 0, 1, 2, ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .protocol import zero
+from .tree import TreeDef, flatten, unflatten
+
+__all__ = [
+    "GradientTransformation",
+    "Schedule",
+    "SgdState",
+    "MomentumState",
+    "AdamState",
+    "sgd",
+    "momentum",
+    "adam",
+    "apply_updates",
+    "linear_schedule",
+    "goal_momentum",
+]
+
+#: A function from the step count ``k`` (0, 1, 2, ...) to a value such as a learning rate.
+Schedule = Callable[[int], float]
+ScalarOrSchedule = float | Schedule
+
+
+class GradientTransformation(NamedTuple):
+    """An optimizer: ``init(params) -> state`` and ``update(grads, state, params) -> (updates,
+    state)``.
+
+    ``params`` is optional in ``update`` (none of the optimizers here needs it).
+    """
+
+    init: Callable[[Any], Any]
+    update: Callable[..., tuple[Any, Any]]
+
+
+class SgdState(NamedTuple):
+    """State of :func:`sgd`: the step count."""
+
+    step: float
+
+
+class MomentumState(NamedTuple):
+    """State of :func:`momentum`: the step count and the velocity ``v`` (shaped like the
+    parameters)."""
+
+    step: float
+    velocity: Any
+
+
+class AdamState(NamedTuple):
+    """State of :func:`adam`: the step count and the first and second moment estimates
+    ``m`` and ``v`` (shaped like the parameters)."""
+
+    step: float
+    mu: Any
+    nu: Any
+
+
+def _schedule(x: ScalarOrSchedule, name: str) -> Schedule:
+    if callable(x):
+        return x
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number or a schedule k -> value, got {x!r}")
+    value = float(x)
+    return lambda k: value
+
+
+def _grads_leaves(grads: Any, n: int, who: str) -> tuple[list[Any], TreeDef]:
+    leaves, td = flatten(grads)
+    if len(leaves) != n:
+        raise ValueError(
+            f"{who}: the gradients have {len(leaves)} differentiable leaves but the "
+            f"optimizer state was made for parameters with {n}"
+        )
+    return leaves, td
+
+
+def sgd(lr: ScalarOrSchedule) -> GradientTransformation:
+    """Plain stochastic gradient descent.
+
+    At step ``k`` (counting from 0), for every differentiable leaf ``p`` with gradient ``g``::
+
+        u_k = -lr_k * g_k
+        p_{k+1} = p_k + u_k
+
+    Args:
+        lr: the learning rate, a number or a schedule ``k -> lr_k``.
+
+    Returns:
+        The optimizer; its state is an :class:`SgdState`.
+
+    >>> opt = sgd(0.1)
+    >>> state = opt.init([1.0, 2.0])
+    >>> updates, state = opt.update([1.0, -1.0], state)
+    >>> apply_updates([1.0, 2.0], updates)
+    [0.9, 2.1]
+    """
+    lr_k = _schedule(lr, "lr")
+
+    def init(params: Any) -> SgdState:
+        flatten(params)  # reject unsupported leaves early
+        return SgdState(0.0)
+
+    def update(grads: Any, state: SgdState, params: Any = None) -> tuple[Any, SgdState]:
+        leaves, td = flatten(grads)
+        scale = -lr_k(int(state.step))
+        return unflatten(td, [scale * g for g in leaves]), SgdState(state.step + 1.0)
+
+    return GradientTransformation(init, update)
+
+
+def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformation:
+    """Gradient descent with (heavy-ball) momentum.
+
+    At step ``k`` (counting from 0), with the velocity starting at ``v_0 = 0``::
+
+        v_{k+1} = lr_k * g_k + mu_k * v_k
+        u_k = -v_{k+1}
+        p_{k+1} = p_k + u_k
+
+    Args:
+        lr: the learning rate, a number or a schedule ``k -> lr_k``.
+        mu: the momentum, a number or a schedule ``k -> mu_k`` such as
+            :func:`goal_momentum`.
+
+    Returns:
+        The optimizer; its state is a :class:`MomentumState`.
+
+    >>> opt = momentum(0.1, 0.5)
+    >>> p = {"x": 1.0}
+    >>> state = opt.init(p)
+    >>> for _ in range(2):
+    ...     updates, state = opt.update({"x": 1.0}, state)
+    ...     p = apply_updates(p, updates)
+    >>> round(p["x"], 6), round(state.velocity["x"], 6)  # v = 0.1, then 0.1 + 0.05
+    (0.75, 0.15)
+    """
+    lr_k = _schedule(lr, "lr")
+    mu_k = _schedule(mu, "mu")
+
+    def init(params: Any) -> MomentumState:
+        return MomentumState(0.0, zero(params))
+
+    def update(grads: Any, state: MomentumState, params: Any = None) -> tuple[Any, MomentumState]:
+        vs, vtd = flatten(state.velocity)
+        gs, gtd = _grads_leaves(grads, len(vs), "momentum.update")
+        k = int(state.step)
+        a, b = lr_k(k), mu_k(k)
+        new_v = [a * g + b * v for g, v in zip(gs, vs)]
+        updates = unflatten(gtd, [-v for v in new_v])
+        return updates, MomentumState(state.step + 1.0, unflatten(vtd, new_v))
+
+    return GradientTransformation(init, update)
+
+
+def adam(
+    lr: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
+    """Adam: gradient descent scaled by bias-corrected moment estimates.
+
+    At step ``k`` (counting from 0), with ``t = k + 1`` and ``m_0 = v_0 = 0``::
+
+        m_{k+1} = b1 * m_k + (1 - b1) * g_k
+        v_{k+1} = b2 * v_k + (1 - b2) * g_k ** 2
+        mhat = m_{k+1} / (1 - b1 ** t)
+        vhat = v_{k+1} / (1 - b2 ** t)
+        u_k = -lr_k * mhat / (sqrt(vhat) + eps)
+        p_{k+1} = p_k + u_k
+
+    Args:
+        lr: the learning rate, a number or a schedule ``k -> lr_k``.
+        b1: decay rate of the first moment estimate.
+        b2: decay rate of the second moment estimate.
+        eps: added to ``sqrt(vhat)`` for numerical stability.
+
+    Returns:
+        The optimizer; its state is an :class:`AdamState`.
+
+    >>> opt = adam(0.01)
+    >>> state = opt.init(np.array([1.0, 1.0], dtype=np.float32))
+    >>> updates, state = opt.update(np.array([3.0, -0.5], dtype=np.float32), state)
+    >>> updates  # the first step moves every coordinate by about lr
+    array([-0.01,  0.01], dtype=float32)
+    """
+    lr_k = _schedule(lr, "lr")
+    c1, c2 = 1.0 - b1, 1.0 - b2
+
+    def init(params: Any) -> AdamState:
+        return AdamState(0.0, zero(params), zero(params))
+
+    def update(grads: Any, state: AdamState, params: Any = None) -> tuple[Any, AdamState]:
+        moments, std = flatten((state.mu, state.nu))
+        n = len(moments) // 2
+        gs, gtd = _grads_leaves(grads, n, "adam.update")
+        k = int(state.step)
+        t = k + 1
+        scale = -lr_k(k) / (1.0 - b1**t)
+        vscale = 1.0 / (1.0 - b2**t)
+        ms = [b1 * m + c1 * g for m, g in zip(moments[:n], gs)]
+        vs = [b2 * v + c2 * (g * g) for v, g in zip(moments[n:], gs)]
+        us = [scale * m / ((v * vscale) ** 0.5 + eps) for m, v in zip(ms, vs)]
+        mu, nu = unflatten(std, ms + vs)
+        return unflatten(gtd, us), AdamState(state.step + 1.0, mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+def _like(p: Any, x: Any) -> Any:
+    """``x`` converted to the type and dtype of the parameter leaf ``p``."""
+    t = type(p)
+    if t is np.ndarray:
+        return x if type(x) is np.ndarray and x.dtype == p.dtype else np.asarray(x, p.dtype)
+    if t is float:
+        return float(x)
+    if issubclass(t, np.generic):
+        return t(x)
+    return x
+
+
+def apply_updates(params: Any, updates: Any) -> Any:
+    """Add ``updates`` to ``params`` leaf by leaf, keeping each leaf's type and dtype.
+
+    Static leaves (and the containers) come from ``params``.
+
+    Args:
+        params: the parameters, a structure.
+        updates: the updates from an optimizer's ``update``, shaped like ``params``.
+
+    Returns:
+        The new parameters, ``p + u`` for every differentiable leaf.
+
+    >>> params = {"w": np.ones(2, np.float32), "act": "relu"}
+    >>> apply_updates(params, {"w": np.ones(2), "act": "relu"})
+    {'w': array([2., 2.], dtype=float32), 'act': 'relu'}
+    """
+    ps, ptd = flatten(params)
+    us, _ = flatten(updates)
+    if len(us) != len(ps):
+        raise ValueError(
+            f"apply_updates: the updates have {len(us)} differentiable leaves but the "
+            f"parameters have {len(ps)}"
+        )
+    return unflatten(ptd, [_like(p, p + u) for p, u in zip(ps, us)])
+
+
+def linear_schedule(start: float, end: float, steps: int) -> Schedule:
+    """A value moving linearly from ``start`` to ``end`` over ``steps`` steps, then held.
+
+    ``value_k = start + (end - start) * min(k, steps) / steps``
+
+    Args:
+        start: the value at ``k = 0``.
+        end: the value from ``k = steps`` on.
+        steps: the number of steps of the ramp (positive).
+
+    Returns:
+        The schedule ``k -> value_k``.
+
+    >>> s = linear_schedule(1.0, 0.1, 150)
+    >>> s(0), round(s(75), 6), round(s(150), 6), round(s(1000), 6)
+    (1.0, 0.55, 0.1, 0.1)
+    """
+    if steps <= 0:
+        raise ValueError(f"linear_schedule: steps must be positive, got {steps}")
+    start, end = float(start), float(end)
+    return lambda k: start + (end - start) * min(k, steps) / steps
+
+
+def goal_momentum(mu_max: float) -> Schedule:
+    """The momentum schedule of the Goal library's tutorials.
+
+    ``mu_k = min(mu_max, 1 - 1 / (2 * (k // 250 + 1)))``: 0.5 for the first 250 steps,
+    then 0.75, 0.8333..., approaching 1 and capped at ``mu_max``.
+
+    Args:
+        mu_max: the largest momentum the schedule returns.
+
+    Returns:
+        The schedule ``k -> mu_k``.
+
+    >>> s = goal_momentum(0.999)
+    >>> s(0), s(249), s(250), s(500)
+    (0.5, 0.5, 0.75, 0.8333333333333334)
+    """
+    mu_max = float(mu_max)
+    return lambda k: min(mu_max, 1.0 - 1.0 / (2 * (k // 250 + 1)))
