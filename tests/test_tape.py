@@ -241,3 +241,55 @@ def test_registered_user_leaf_type() -> None:
     to_float = hetgrad.op1(lambda t: (t.k, lambda g: Temp(g)))
     g = grad_bp(lambda t: to_float(t) * 3.0 + to_float(t) ** 2, Temp(2.0))
     assert g == Temp(7.0)
+
+
+# -- arrays the tape saved cannot be changed under it ------------------------------------
+
+
+def test_writing_into_an_input_inside_the_function_is_caught() -> None:
+    w = np.ones(3)
+
+    def f(x: BVar) -> BVar:
+        y = np.sum(x * x)
+        w[0] = 5.0  # the caller's array, saved by the tape
+        return y
+
+    with pytest.raises(ValueError, match="read-only"):
+        grad_bp(f, w)
+    assert w.flags.writeable and w[0] == 1.0  # given back, unchanged
+
+
+def test_writing_into_a_constant_or_an_intermediate_is_caught() -> None:
+    data = np.arange(3.0)
+
+    def mutate_constant(x: BVar) -> BVar:
+        y = np.sum(x * data)
+        data[1] = 100.0
+        return y
+
+    with pytest.raises(ValueError, match="read-only"):
+        grad_bp(mutate_constant, np.ones(3))
+    assert data.flags.writeable
+
+    def mutate_intermediate(x: BVar) -> BVar:
+        h = np.exp(x)
+        h.value[0] = 0.0
+        return np.sum(h)
+
+    with pytest.raises(ValueError, match="read-only"):
+        grad_bp(mutate_intermediate, np.ones(2))
+
+
+def test_arrays_writable_after_runner_and_when_pullback_dies() -> None:
+    import gc
+
+    w = np.ones(2)
+    grad_bp(lambda x: np.sum(x * x), w)
+    w += 1.0  # fine again
+    _, pullback = hetgrad.backprop_with(lambda x: x * 2.0, w)
+    with pytest.raises(ValueError, match="read-only"):
+        w += 1.0
+    del pullback
+    gc.collect()
+    w += 1.0
+    np.testing.assert_array_equal(w, [3.0, 3.0])

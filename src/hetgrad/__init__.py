@@ -14,6 +14,7 @@ Line(slope=-8.0, intercept=-4.0)
 """
 
 from . import checkpoint, datasets, optim
+from .debug import debug_nans
 from .higher import hessian, hvp, jacobian, jvp
 from .params import Params
 from .primitive import auto, const, no_grad, op1, op2, op3, opN, primitive, stop_gradient
@@ -35,6 +36,7 @@ __all__ = [
     "backprop_with",
     "checkpoint",
     "const",
+    "debug_nans",
     "datasets",
     "eval_bp",
     "grad",

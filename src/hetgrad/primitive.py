@@ -38,6 +38,7 @@ from .tape import (
     innermost,
     missing_rule,
     primal,
+    read_only,
     record_whole,
 )
 from .tree import TreeDef, flatten, unflatten
@@ -224,7 +225,7 @@ def call_custom(
             out.extend(flatten(gk)[0])
         return out
 
-    return record_whole(tape, tuple(parents), pullback, out_td, out_leaves)
+    return record_whole(tape, tuple(parents), pullback, out_td, out_leaves, name)
 
 
 def _make_op(fn: Callable[..., Any], arity: int | None) -> Callable[..., Any]:
@@ -310,7 +311,7 @@ def stop_gradient(x: Any) -> Any:
     >>> hetgrad.grad_bp(lambda x: x * hetgrad.stop_gradient(x), 3.0)
     3.0
     """
-    return tree.tree_map(primal, x)
+    return tree.tree_map(lambda v: read_only(primal(v)), x)
 
 
 def const(x: Any) -> Any:

@@ -11,6 +11,7 @@ arguments; ``grad`` and ``value_and_grad`` are JAX-style transforms returning fu
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import tree
 from .protocol import instance_for, one, zero
-from .tape import BVar, Tape, active_tapes, primal, primal_level
+from .tape import BVar, Tape, active_tapes, primal, primal_level, raw_level
 from .tree import TreeDef, flatten, unflatten
 
 __all__ = ["eval_bp", "grad_bp", "backprop", "backprop_with", "vjp", "grad", "value_and_grad"]
@@ -135,7 +136,7 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
 
 def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
     """Check that ``out`` is a real scalar; return (its value at this level, the seed)."""
-    value = primal_level(out)
+    value = raw_level(out)
     p = primal(out)
     t = type(p)
     if t is float or isinstance(p, (np.floating, int, np.integer)) and not isinstance(p, bool):
@@ -174,7 +175,7 @@ def _value_and_gradients(
             if not isinstance(out, tuple) or len(out) != 2:
                 raise TypeError(f"{runner}(has_aux=True) needs f to return a pair (output, aux)")
             out, aux = out
-            aux = tree.tree_map(primal_level, aux)
+            aux = tree.tree_map(raw_level, aux)
         value, seed = _scalar_seed(out, runner)
         seeds = [(out._index, seed)] if isinstance(out, BVar) and out._tape is run.tape else []
         return value, aux, run.gradients(seeds)
@@ -212,7 +213,8 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
     """``(f(*args), pullback)``: ``pullback(cotangent)`` gives the gradient(s).
 
     The output may be any structure; the cotangent has the output's structure.  The
-    pullback can be called many times; the tape lives as long as it does.
+    pullback can be called many times; the tape lives as long as it does, and until then
+    the arguments' arrays stay read-only (writing into them would corrupt the gradient).
 
     >>> import hetgrad, numpy as np
     >>> y, pullback = hetgrad.backprop_with(lambda x: (x * 2.0, x * x), 3.0)
@@ -227,6 +229,8 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
         grads = run.gradients(run.seeds_for(run.out, cotangent))
         return grads[0] if n == 1 else tuple(grads)
 
+    # The tape (and the read-only lock on the arguments' arrays) lives as long as this.
+    weakref.finalize(pullback, run.tape.release)
     return value, pullback
 
 

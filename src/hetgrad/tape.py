@@ -4,12 +4,18 @@ A runner (``grad_bp`` and friends) opens a :class:`Tape`, wraps each differentia
 its arguments in a :class:`BVar`, calls the user's function, and sweeps the tape backwards
 from the output's node.  Every operation on a BVar appends one *node* to the tape::
 
-    (vjps, parents, args, y, kwargs)   a primitive: vjps[k](g, y, *args) is the gradient
-                                       for argument k; parents[k] is its node or None
-    (WHOLE, parents, pullback, _, _)   a custom op: pullback(g) returns one gradient per
-                                       parent (None for "no gradient")
-    (PROJECT, (op,), position, n, _)   output ``position`` of a structure-valued node ``op``
-    None                               an input leaf
+    (vjps, parents, args, y, kwargs, name)  a primitive: vjps[k](g, y, *args) is the
+                                            gradient for argument k; parents[k] is its
+                                            node or None
+    (WHOLE, parents, pullback, _, _, name)  a custom op: pullback(g) returns one gradient
+                                            per parent (None for "no gradient")
+    (PROJECT, (op,), position, n, leaf, name)  output ``position`` (of ``n``) of a
+                                            structure-valued node
+    None                                    an input leaf
+
+NumPy arrays the tape saves are protected from in-place writes while it may need them:
+the user's arrays (inputs and constants) are made read-only until the runner is done, and
+``BVar.value`` gives a read-only view of the tape's own arrays.
 
 Tapes nest: each knows the tape that was active when it opened (``outer``) and its
 ``level``.  An operation mixing BVars of two tapes records on the innermost one and treats
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
+from .debug import CheckedNodes, debugging
 from .protocol import instance_for, one, register_backprop, zero
 from .tree import LEAF_DEF, VIEW, Container, Static, TreeDef, flatten, unflatten
 
@@ -57,14 +64,21 @@ def active_tapes() -> list[Tape]:
 class Tape:
     """One runner call's record of operations (a Wengert list)."""
 
-    __slots__ = ("nodes", "closed_nodes", "outer", "level", "__weakref__")
+    __slots__ = ("nodes", "closed_nodes", "outer", "level", "locked", "__weakref__")
 
     def __init__(self) -> None:
         stack = active_tapes()
         self.outer: Tape | None = stack[-1] if stack else None
         self.level: int = 1 if self.outer is None else self.outer.level + 1
-        self.nodes: list[Any] | None = []
+        self.nodes: list[Any] | None = [] if not debugging() else CheckedNodes()
         self.closed_nodes: list[Any] | None = None
+        self.locked: list[np.ndarray] = []
+
+    def lock(self, a: np.ndarray) -> None:
+        """Make a user's array read-only while this tape may read it again."""
+        if a.flags.writeable:
+            a.flags.writeable = False
+            self.locked.append(a)
 
     # -- recording ---------------------------------------------------------------------
 
@@ -78,6 +92,9 @@ class Tape:
         """Wrap every differentiable leaf of ``x``; return the view, its TreeDef, the leaves."""
         leaves, td = flatten(x)
         inputs = [self.new_input(v) for v in leaves]
+        for v in leaves:
+            if type(v) is np.ndarray:
+                self.lock(v)
         if td is LEAF_DEF:
             return inputs[0], td, inputs
         return build_view(td, iter(inputs), self), td, inputs
@@ -88,8 +105,12 @@ class Tape:
         self.nodes = None
 
     def release(self) -> None:
+        """Drop every node and give the user's arrays their writability back."""
         self.nodes = None
         self.closed_nodes = None
+        for a in self.locked:
+            a.flags.writeable = True
+        self.locked = []
 
     # -- the reverse sweep ---------------------------------------------------------------
 
@@ -116,7 +137,7 @@ class Tape:
             if node is None:  # an input leaf: keep its gradient
                 continue
             gs[i] = None
-            rule, parents, args, y, kw = node
+            rule, parents, args, y, kw, _ = node
             if type(rule) is tuple:
                 # Binary and unary primitives without keywords are nearly every node; they
                 # get a loop-free path (no enumerate, no star-call, floats added inline).
@@ -145,7 +166,7 @@ class Tape:
                             gp = rule[k](g, y, *args, **kw) if kw else rule[k](g, y, *args)
                             old = gs[p]
                             gs[p] = gp if old is None else accumulate(old, gp)
-            elif rule is PROJECT:
+            elif rule is PROJECT:  # here `args` is the position and `y` the output count
                 op = parents[0]
                 slot = gs[op]
                 if slot is None:
@@ -318,11 +339,15 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         av = a._value
         bv = b
         parents = (a._index, None)
+        if tb is np.ndarray:
+            tape.lock(b)
     elif tb is BVar and ta in _CONSTANT_TYPES:
         tape = b._tape
         av = a
         bv = b._value
         parents = (None, b._index)
+        if ta is np.ndarray:
+            tape.lock(a)
     else:
         return apply(prim, (a, b), {})
     nodes = tape.nodes
@@ -331,7 +356,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     y = prim.fn(av, bv)
     # A float result means both operands were Python numbers: no broadcasting to undo.
     vjps = prim.float_vjps if type(y) is float else prim.vjps
-    nodes.append((vjps, parents, (av, bv), y, None))
+    nodes.append((vjps, parents, (av, bv), y, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
@@ -343,7 +368,7 @@ def unary(prim: Primitive, a: BVar) -> Any:
         raise _escaped(tape)
     av = a._value
     y = prim.fn(av)
-    nodes.append((prim.vjps, (a._index,), (av,), y, None))
+    nodes.append((prim.vjps, (a._index,), (av,), y, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
@@ -383,6 +408,8 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
             vals.append(a._value)
             parents.append(a._index)
         else:
+            if type(a) is np.ndarray:
+                tape.lock(a)
             vals.append(a)
             parents.append(None)
     tvals = tuple(vals)
@@ -412,7 +439,7 @@ def record(
     nodes = tape.nodes
     assert nodes is not None
     if is_leaf_value(y):
-        nodes.append((vjps, parents, args, y, kw))
+        nodes.append((vjps, parents, args, y, kw, name))
         return _new_bvar(y, tape, len(nodes) - 1)
     leaves, td = flatten(y)
 
@@ -423,7 +450,7 @@ def record(
             for k, p in enumerate(parents)
         ]
 
-    return record_whole(tape, parents, pullback, td, leaves)
+    return record_whole(tape, parents, pullback, td, leaves, name)
 
 
 def record_whole(
@@ -432,6 +459,7 @@ def record_whole(
     pullback: Callable[[Any], Sequence[Any]],
     out_def: TreeDef,
     out_leaves: list[Any],
+    name: str,
 ) -> Any:
     """Append a custom op's node; returns BVars shaped like its output.
 
@@ -442,14 +470,14 @@ def record_whole(
     nodes = tape.nodes
     assert nodes is not None
     if out_def is LEAF_DEF:
-        nodes.append((WHOLE, parents, pullback, None, None))
+        nodes.append((WHOLE, parents, pullback, out_leaves[0], None, name))
         return _new_bvar(out_leaves[0], tape, len(nodes) - 1)
     op = len(nodes)
-    nodes.append((WHOLE, parents, pullback, None, None))
+    nodes.append((WHOLE, parents, pullback, None, None, name))
     n = len(out_leaves)
     outs = []
     for pos, leaf in enumerate(out_leaves):
-        nodes.append((PROJECT, (op,), pos, n, None))
+        nodes.append((PROJECT, (op,), pos, n, leaf, name))
         outs.append(_new_bvar(leaf, tape, len(nodes) - 1))
     return build_view(out_def, iter(outs), tape)
 
@@ -462,9 +490,17 @@ def assemble(td: TreeDef, leaves: list[Any], parts: Any) -> Any:
 
 
 def primal(x: Any) -> Any:
-    """The plain value beneath any number of BVar levels."""
+    """The plain value beneath any number of BVar levels (the tape's own object)."""
     while isinstance(x, BVar):
-        x = x.value
+        x = x.value if type(x) is TreeVar else x._value
+    return x
+
+
+def read_only(x: Any) -> Any:
+    """``x``, or a read-only view of it if it is an array (the tape may still read it)."""
+    if type(x) is np.ndarray and x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
     return x
 
 
@@ -492,7 +528,8 @@ class BVar:
 
     @property
     def value(self) -> Any:
-        return self._value
+        """The primal value (arrays as read-only views: the tape still reads them)."""
+        return read_only(self._value)
 
     def __repr__(self) -> str:
         return f"BVar({self._value!r})"
@@ -788,6 +825,13 @@ class TreeVar(BVar):
 
 def primal_level(x: Any) -> Any:
     """The value one level down: a BVar's ``.value``, anything else itself."""
+    return x.value if isinstance(x, BVar) else x
+
+
+def raw_level(x: Any) -> Any:
+    """Like :func:`primal_level`, but the tape's own object (no read-only view)."""
+    if type(x) is BVar:
+        return x._value
     return x.value if isinstance(x, BVar) else x
 
 

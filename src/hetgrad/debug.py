@@ -1,0 +1,116 @@
+"""Debugging aids: find the first operation that produces a NaN or an infinity.
+
+>>> import numpy as np, hetgrad
+>>> with hetgrad.debug_nans(), np.errstate(divide="ignore"):
+...     hetgrad.grad_bp(lambda x: np.sum(np.sqrt(x)), np.array([4.0, 0.0]))
+Traceback (most recent call last):
+...
+FloatingPointError: debug_nans: the gradient of sqrt is not finite (inf or nan); ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["debug_nans"]
+
+_state = threading.local()
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def debugging() -> bool:
+    """True inside ``debug_nans()`` in this thread (checked once per runner call)."""
+    return getattr(_state, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def debug_nans() -> Iterator[None]:
+    """Raise ``FloatingPointError`` at the first NaN or infinity, forward or backward.
+
+    Inside the block every recorded operation checks its value, and its gradient rules
+    check what they return; the error names the operation and the line of your code that
+    called it.  Runs slower: use it to find a problem, not to train.
+    """
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+
+
+def _call_site() -> str:
+    """The first frame outside hetgrad (and NumPy), as ``file:line in function``."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith(_PACKAGE_DIR) and "numpy" not in name:
+            return f"{name}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "an unknown place"
+
+
+def _finite(x: Any) -> bool:
+    while hasattr(x, "_tape"):  # a BVar of an outer runner: check its primal
+        x = x.value
+    if x is None:
+        return True
+    try:
+        return bool(np.all(np.isfinite(x)))
+    except TypeError:
+        return True  # a registered type hetgrad cannot inspect
+
+
+class CheckedNodes(list[Any]):
+    """A tape's node list that checks every value recorded and every gradient rule."""
+
+    def append(self, node: Any) -> None:
+        if node is None:
+            super().append(node)
+            return
+        rule, parents, args, y, kw, name = node
+        where = _call_site()
+        value = kw if isinstance(rule, str) and rule == "project" else y
+        if not _finite(value):
+            raise FloatingPointError(
+                f"debug_nans: {name} produced a value that is not finite (inf or nan), "
+                f"called at {where}"
+            )
+        if type(rule) is tuple:
+            rule = tuple(_checked_rule(r, name, where) for r in rule)
+        elif rule == "whole":
+            args = _checked_pullback(args, name, where)
+        super().append((rule, parents, args, y, kw, name))
+
+
+def _gradient_error(name: str, where: str) -> FloatingPointError:
+    return FloatingPointError(
+        f"debug_nans: the gradient of {name} is not finite (inf or nan); {name} was called "
+        f"at {where}"
+    )
+
+
+def _checked_rule(rule: Callable[..., Any], name: str, where: str) -> Callable[..., Any]:
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        out = rule(*args, **kwargs)
+        if not _finite(out):
+            raise _gradient_error(name, where)
+        return out
+
+    return checked
+
+
+def _checked_pullback(pullback: Callable[..., Any], name: str, where: str) -> Callable[..., Any]:
+    def checked(g: Any) -> Any:
+        grads = pullback(g)
+        if not all(_finite(x) for x in grads):
+            raise _gradient_error(name, where)
+        return grads
+
+    return checked
