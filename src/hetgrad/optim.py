@@ -239,7 +239,7 @@ def _like(p: Any, x: Any) -> Any:
     """``x`` converted to the type and dtype of the parameter leaf ``p``."""
     t = type(p)
     if t is np.ndarray:
-        return x if type(x) is np.ndarray and x.dtype == p.dtype else np.asarray(x, p.dtype)
+        return np.asarray(x, p.dtype)
     if t is float:
         return float(x)
     if issubclass(t, np.generic):
@@ -270,7 +270,14 @@ def apply_updates(params: Any, updates: Any) -> Any:
             f"apply_updates: the updates have {len(us)} differentiable leaves but the "
             f"parameters have {len(ps)}"
         )
-    return unflatten(ptd, [_like(p, p + u) for p, u in zip(ps, us)])
+    out = []
+    for p, u in zip(ps, us):
+        x = p + u
+        t = type(p)
+        if type(x) is not t or (t is np.ndarray and x.dtype != p.dtype):
+            x = _like(p, x)
+        out.append(x)
+    return unflatten(ptd, out)
 
 
 def linear_schedule(start: float, end: float, steps: int) -> Schedule:
