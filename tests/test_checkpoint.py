@@ -1,0 +1,257 @@
+"""Checkpoints: round trips of mixed structures, template checks, atomic saves."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+
+import hetgrad
+from hetgrad.checkpoint import CheckpointError, load, save
+from hetgrad.optim import adam, apply_updates
+
+
+class Norm(NamedTuple):
+    scale: np.ndarray
+    eps: float
+    kind: str
+
+
+@dataclasses.dataclass
+class Layer:
+    weight: np.ndarray
+    bias: float
+    activation: str = "relu"
+    units: int = 3
+    table: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.array([1.0, 2.0]), metadata={"static": True}
+    )
+
+
+def model(seed: int, activation: str = "relu") -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        "layers": [
+            Layer(rng.normal(size=(3, 2)), float(rng.normal()), activation),
+            Layer(rng.normal(size=(2, 1)).astype(np.float32), float(rng.normal()), activation),
+        ],
+        "norm": Norm(rng.normal(size=2), float(rng.normal()), "batch"),
+        "extra": {"gain": np.float32(rng.normal()), "ids": np.array([3, 1]), "tags": ["a", 1.5]},
+        "scalar": np.array(rng.normal()),
+    }
+
+
+def test_round_trip_of_a_mixed_structure(tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    saved = model(0)
+    save(path, saved)
+    template = model(1, activation="tanh")
+    got = load(path, like=template)
+    assert got["layers"][0].activation == "tanh"  # static leaves come from the template
+    assert got["extra"]["ids"] is template["extra"]["ids"]
+    for a, b in zip(got["layers"], saved["layers"]):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        assert a.weight.dtype == b.weight.dtype
+        assert type(a.bias) is float and a.bias == b.bias
+        assert a.units == 3
+    assert got["layers"][1].weight.dtype == np.float32
+    assert isinstance(got["norm"], Norm) and got["norm"].kind == "batch"
+    np.testing.assert_array_equal(got["norm"].scale, saved["norm"].scale)
+    assert type(got["norm"].eps) is float and got["norm"].eps == saved["norm"].eps
+    assert (
+        type(got["extra"]["gain"]) is np.float32 and got["extra"]["gain"] == saved["extra"]["gain"]
+    )
+    assert got["extra"]["tags"] == ["a", saved["extra"]["tags"][1]]
+    assert got["scalar"].shape == () and got["scalar"] == saved["scalar"]
+
+
+def test_file_is_an_npz_keyed_by_leaf_paths(tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    save(path, model(0))
+    with np.load(path, allow_pickle=False) as z:
+        assert sorted(z.files) == sorted(
+            [
+                "layers.0.weight",
+                "layers.0.bias",
+                "layers.1.weight",
+                "layers.1.bias",
+                "norm.scale",
+                "norm.eps",
+                "extra.gain",
+                "extra.tags.1",
+                "scalar",
+            ]
+        )
+        assert z["layers.1.weight"].dtype == np.float32
+    save(tmp_path / "leaf.npz", np.arange(3.0))
+    assert np.load(tmp_path / "leaf.npz").files == ["value"]
+    assert load(tmp_path / "leaf.npz", like=np.zeros(3)).tolist() == [0.0, 1.0, 2.0]
+
+
+def test_optimizer_state_resumes_exactly(tmp_path: Path) -> None:
+    def grads(p: dict[str, Any]) -> dict[str, Any]:
+        return hetgrad.grad_bp(lambda q: ((q["w"] - 3.0) ** 2).sum() + q["b"] ** 2, p)
+
+    opt = adam(0.1)
+    start = {"w": np.zeros(3, np.float32), "b": 1.0, "name": "toy"}
+
+    def steps(p: dict[str, Any], state: Any, n: int) -> tuple[dict[str, Any], Any]:
+        for _ in range(n):
+            updates, state = opt.update(grads(p), state, p)
+            p = apply_updates(p, updates)
+        return p, state
+
+    straight, _ = steps(start, opt.init(start), 6)
+    p, state = steps(start, opt.init(start), 3)
+    save(tmp_path / "run.npz", (p, state))
+    p, state = load(tmp_path / "run.npz", like=(start, opt.init(start)))
+    assert state.step == 3.0
+    resumed, _ = steps(p, state, 3)
+    np.testing.assert_array_equal(resumed["w"], straight["w"])
+    assert resumed["b"] == straight["b"] and resumed["w"].dtype == np.float32
+
+
+def test_template_with_an_extra_leaf(tmp_path: Path) -> None:
+    save(tmp_path / "m.npz", model(0))
+    template = model(0)
+    template["layers"].append(Layer(np.zeros((1, 1)), 0.0))
+    with pytest.raises(
+        CheckpointError, match=r"no leaf layers\.2\.weight .*\(and 1 more missing\)"
+    ):
+        load(tmp_path / "m.npz", like=template)
+
+
+def test_checkpoint_with_an_extra_leaf(tmp_path: Path) -> None:
+    save(tmp_path / "m.npz", model(0))
+    template = model(0)
+    del template["norm"]
+    with pytest.raises(CheckpointError, match=r"has a leaf norm\.eps that the template lacks"):
+        load(tmp_path / "m.npz", like=template)
+
+
+def test_shape_mismatch_names_the_path(tmp_path: Path) -> None:
+    save(tmp_path / "m.npz", model(0))
+    template = model(0)
+    template["layers"][1].weight = np.zeros((2, 2), np.float32)
+    with pytest.raises(
+        CheckpointError, match=r"at layers\.1\.weight: shape \(2, 1\) in the checkpoint, \(2, 2\)"
+    ):
+        load(tmp_path / "m.npz", like=template)
+    template = model(0)
+    template["norm"] = template["norm"]._replace(eps=np.zeros(1))
+    with pytest.raises(CheckpointError, match=r"at norm\.eps: shape \(\) in the checkpoint"):
+        load(tmp_path / "m.npz", like=template)
+
+
+def test_dtype_mismatch_names_the_path(tmp_path: Path) -> None:
+    save(tmp_path / "m.npz", model(0))
+    template = model(0)
+    template["layers"][0].weight = template["layers"][0].weight.astype(np.float32)
+    with pytest.raises(
+        CheckpointError, match=r"at layers\.0\.weight: dtype float64 in the checkpoint, float32"
+    ):
+        load(tmp_path / "m.npz", like=template)
+    template = model(0)
+    template["extra"]["gain"] = 0.5  # a Python float is float64
+    with pytest.raises(CheckpointError, match=r"at extra\.gain: dtype float32 in the checkpoint"):
+        load(tmp_path / "m.npz", like=template)
+
+
+def test_unreadable_and_unsafe_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz", like=1.0)
+    (tmp_path / "junk.npz").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="junk.npz: unreadable checkpoint"):
+        load(tmp_path / "junk.npz", like=1.0)
+    np.save(tmp_path / "plain.npy", np.zeros(2))
+    with pytest.raises(CheckpointError, match="not an .npz checkpoint"):
+        load(tmp_path / "plain.npy", like=np.zeros(2))
+    # Pickled object arrays are refused, never unpickled.
+    np.savez(tmp_path / "pickled.npz", value=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(CheckpointError, match="at value: unreadable array"):
+        load(tmp_path / "pickled.npz", like=np.zeros(1))
+
+
+def test_unsaveable_structures(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="share the checkpoint name 'a.b'"):
+        save(tmp_path / "c.npz", {"a.b": 1.0, "a": {"b": 2.0}})
+
+    class Money:
+        def __init__(self, amount: float) -> None:
+            self.amount = amount
+
+    hetgrad.register_backprop(
+        Money,
+        zero=lambda m: Money(0.0),
+        add=lambda a, b: Money(a.amount + b.amount),
+        one=lambda m: Money(1.0),
+    )
+    with pytest.raises(CheckpointError, match="at wallet.1: a leaf of type .*Money"):
+        save(tmp_path / "c.npz", {"wallet": [1.0, Money(2.0)]})
+    assert not os.listdir(tmp_path)
+
+
+def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.npz"
+    save(path, model(0))
+    before = path.read_bytes()
+    real_write = np.lib.format.write_array
+    calls = []
+
+    def failing(fp: Any, array: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            fp.write(b"\x93NUMPY partial")
+            raise OSError("disk full")
+        real_write(fp, array, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", failing)
+    with pytest.raises(OSError, match="disk full"):
+        save(path, model(1))
+    assert len(calls) == 3
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]  # the temporary file is gone too
+    got = load(path, like=model(1))
+    np.testing.assert_array_equal(got["layers"][0].weight, model(0)["layers"][0].weight)
+
+
+def test_crash_mid_save_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    save(path, {"w": np.ones(1000), "b": 1.0})
+    before = path.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import os, numpy as np
+        from hetgrad.checkpoint import save
+        real = np.lib.format.write_array
+        def crash(fp, array, **kwargs):
+            real(fp, array, **kwargs)
+            fp.flush()
+            os._exit(3)  # the process dies with the file half written
+        np.lib.format.write_array = crash
+        save({str(path)!r}, {{"w": np.zeros(1000), "b": 2.0}})
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert result.returncode == 3, result.stderr.decode()
+    assert path.read_bytes() == before
+    assert load(path, like={"w": np.zeros(1000), "b": 0.0})["b"] == 1.0
+    leftovers = [n for n in os.listdir(tmp_path) if n != "m.npz"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".m.npz.")
+
+
+def test_saving_over_a_file_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    save(path, {"x": 1.0})
+    save(path, {"x": 2.0})
+    assert load(path, like={"x": 0.0}) == {"x": 2.0}
+    assert os.listdir(tmp_path) == ["m.npz"]
+    assert zipfile.is_zipfile(path)
