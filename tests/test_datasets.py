@@ -335,10 +335,10 @@ def test_moons_determinism_and_noise() -> None:
 
 
 def test_moons_leaves_global_state_alone() -> None:
-    before = np.random.get_state(legacy=True)[1].copy()
+    before = np.random.get_state()[1].copy()
     x1, _ = make_moons(10)
     x2, _ = make_moons(10)
     assert not np.array_equal(x1, x2)
-    np.testing.assert_array_equal(np.random.get_state(legacy=True)[1], before)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
     with pytest.raises(ValueError, match="non-negative"):
         make_moons(-1)
