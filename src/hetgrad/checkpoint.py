@@ -13,9 +13,10 @@ way.
 ...     bias: float
 ...     activation: str = "tanh"
 >>> net = {"layers": [Layer(np.ones((2, 3)), 0.5)]}
->>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
->>> save(path, net)
->>> restored = load(path, like={"layers": [Layer(np.zeros((2, 3)), 0.0)]})
+>>> with tempfile.TemporaryDirectory() as folder:
+...     path = os.path.join(folder, "net.npz")
+...     save(path, net)
+...     restored = load(path, like={"layers": [Layer(np.zeros((2, 3)), 0.0)]})
 >>> restored["layers"][0].bias, restored["layers"][0].weight.sum()
 (0.5, np.float64(6.0))
 """
@@ -112,9 +113,10 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
         CheckpointError: a leaf is of a registered type, or two leaves' names collide.
 
     >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
-    >>> save(path, {"w": [1.0, 2.0], "name": "net"})
-    >>> sorted(np.load(path).files)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save(os.path.join(folder, "w.npz"), {"w": [1.0, 2.0], "name": "net"})
+    ...     with np.load(os.path.join(folder, "w.npz")) as z:
+    ...         sorted(z.files)
     ['w.0', 'w.1']
     """
     leaves, td = flatten(tree)
@@ -149,9 +151,9 @@ def load(path: str | os.PathLike[str], *, like: T) -> T:
             names the leaf path that differs.
 
     >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
-    >>> save(path, {"w": np.arange(3.0), "lr": 0.1})
-    >>> load(path, like={"w": np.zeros(3), "lr": 0.0})
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save(os.path.join(folder, "w.npz"), {"w": np.arange(3.0), "lr": 0.1})
+    ...     load(os.path.join(folder, "w.npz"), like={"w": np.zeros(3), "lr": 0.0})
     {'w': array([0., 1., 2.]), 'lr': 0.1}
     """
     template, td = flatten(like)
