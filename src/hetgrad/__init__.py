@@ -13,7 +13,7 @@ structure of the input.
 Line(slope=-8.0, intercept=-4.0)
 """
 
-from . import checkpoint, datasets, optim
+from . import checkpoint, datasets, lens, optim
 from .debug import debug_nans
 from .higher import hessian, hvp, jacobian, jvp
 from .params import Params
@@ -22,6 +22,19 @@ from .protocol import add, one, register_backprop, zero
 from .runners import backprop, backprop_with, eval_bp, grad, grad_bp, value_and_grad, vjp
 from .tape import BVar, Primitive, TapeError
 from .tree import tree_map
+from .vars import (
+    collect_var,
+    iso_var,
+    join_bv,
+    over_var,
+    preview_var,
+    preview_var_or_raise,
+    sequence_var,
+    set_var,
+    split_bv,
+    to_list_of_var,
+    view_var,
+)
 
 __version__ = "0.1.0"
 
@@ -59,4 +72,16 @@ __all__ = [
     "value_and_grad",
     "vjp",
     "zero",
+    "collect_var",
+    "iso_var",
+    "join_bv",
+    "lens",
+    "over_var",
+    "preview_var",
+    "preview_var_or_raise",
+    "sequence_var",
+    "set_var",
+    "split_bv",
+    "to_list_of_var",
+    "view_var",
 ]
