@@ -771,6 +771,9 @@ class TreeVar(BVar):
     def __len__(self) -> int:
         return len(self._children)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.split()(*args, **kwargs)
+
     def __iter__(self) -> Any:
         return iter(self.split())
 
