@@ -14,6 +14,8 @@ Line(slope=-8.0, intercept=-4.0)
 """
 
 from . import checkpoint, datasets, lens, optim
+from . import numpy as numpy  # registers the lifted NumPy functions (numpy.f(bvar) works)
+from .check import check_grads
 from .debug import debug_nans
 from .higher import hessian, hvp, jacobian, jvp
 from .params import Params
@@ -47,6 +49,7 @@ __all__ = [
     "auto",
     "backprop",
     "backprop_with",
+    "check_grads",
     "checkpoint",
     "const",
     "debug_nans",

@@ -145,16 +145,19 @@ def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
     return unbroadcast(g * b * a ** (b - 1), a)
 
 
-def _pow_exponent(g: Any, y: Any, a: Any, b: Any) -> Any:
-    # d/db a**b = a**b log a; where a <= 0 we take 0 (at a = 0, b > 0 this is exact).
+def _log_where_positive(a: Any) -> Any:
+    """``log(a)`` where ``a > 0``, else 0 (the exponent's gradient of a power)."""
     pa = primal(a)
     if type(pa) is float:
-        lg = log_(a) if pa > 0.0 else 0.0
-    elif np.all(pa > 0):
-        lg = np.log(a)
-    else:
-        lg = np.where(pa > 0, np.log(np.where(pa > 0, a, 1.0)), 0.0)
-    return unbroadcast(g * y * lg, b)
+        return log_(a) if pa > 0.0 else 0.0
+    if np.all(pa > 0):
+        return np.log(a)
+    return np.where(pa > 0, np.log(np.where(pa > 0, a, 1.0)), 0.0)
+
+
+def _pow_exponent(g: Any, y: Any, a: Any, b: Any) -> Any:
+    # d/db a**b = a**b log a; where a <= 0 we take 0 (at a = 0, b > 0 this is exact).
+    return unbroadcast(g * y * _log_where_positive(a), b)
 
 
 add = prim(operator.add, lambda g, y, a, b: unbroadcast(g, a),
@@ -334,6 +337,139 @@ getitem = prim(operator.getitem, lambda g, y, a, key: scatter_add(g, key, a), na
 
 
 # --------------------------------------------------------------------------------------
+# More elementwise functions (the rest of NumPy's differentiable ufuncs).
+# --------------------------------------------------------------------------------------
+
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+
+
+def float_fast2(math_fn: Callable[[float, float], float], ufunc: Any) -> Callable[..., Any]:
+    """Binary ``ufunc``, through ``math_fn`` when both operands are Python floats."""
+
+    def f(a: Any, b: Any) -> Any:
+        if type(a) is float and type(b) is float:
+            try:
+                return math_fn(a, b)
+            except (ValueError, OverflowError):
+                return float(ufunc(a, b))
+        return ufunc(a, b)
+
+    f.__name__ = ufunc.__name__
+    return f
+
+
+def _math_cbrt(x: float) -> float:
+    return math.copysign(abs(x) ** (1.0 / 3.0), x)
+
+
+def _math_exp2(x: float) -> float:
+    return 2.0**x
+
+
+# math.cbrt and math.exp2 are new in Python 3.11.
+_cbrt_float: Callable[[float], float] = getattr(math, "cbrt", _math_cbrt)
+_exp2_float: Callable[[float], float] = getattr(math, "exp2", _math_exp2)
+
+
+def _math_reciprocal(x: float) -> float:
+    return 1.0 / x
+
+
+def safe_quotient(a: Any, b: Any) -> Any:
+    """``a / b``, but 0 where ``b`` is 0 (for gradients whose numerator vanishes there)."""
+    pb = primal(b)
+    if type(pb) is float:
+        return a / b if pb != 0.0 else 0.0 * a
+    nz = pb != 0
+    if np.all(nz):
+        return a / b
+    return np.where(nz, a, 0.0) / np.where(nz, b, 1.0)
+
+
+def _fmax_split(a: Any, b: Any, first: bool) -> Any:
+    """Like :func:`_tie_split`, but a NaN operand loses (``fmax``/``fmin`` ignore NaN)."""
+    pa, pb = primal(a), primal(b)
+    with np.errstate(invalid="ignore"):
+        win = (pa > pb) if first else (pa < pb)
+    return (win | np.isnan(pb)) * ~np.isnan(pa) + 0.5 * (pa == pb)
+
+
+def _logaddexp_weight(x: Any, y: Any, base_exp: Callable[[Any], Any]) -> Any:
+    """``exp(x - y)``: the share of ``x`` in ``y = logaddexp(x, .)``; 1/2 where undefined."""
+    d = x - y
+    pd = primal(d)
+    if type(pd) is float:
+        return base_exp(d) if pd == pd else 0.5
+    if np.any(np.isnan(pd)):  # both operands infinite and equal
+        return np.where(np.isnan(pd), 0.5, base_exp(np.where(np.isnan(pd), 0.0, d)))
+    return base_exp(d)
+
+
+def _fp_base(g: Any, y: Any, a: Any, b: Any) -> Any:
+    return unbroadcast(g * b * np.float_power(a, b - 1.0), a)
+
+
+tan_ = float_fast(math.tan, np.tan)
+arcsin_ = float_fast(math.asin, np.arcsin)
+arccos_ = float_fast(math.acos, np.arccos)
+arctan_ = float_fast(math.atan, np.arctan)
+sinh_ = float_fast(math.sinh, np.sinh)
+cosh_ = float_fast(math.cosh, np.cosh)
+arcsinh_ = float_fast(math.asinh, np.arcsinh)
+arccosh_ = float_fast(math.acosh, np.arccosh)
+arctanh_ = float_fast(math.atanh, np.arctanh)
+exp2_ = float_fast(_exp2_float, np.exp2)
+expm1_ = float_fast(math.expm1, np.expm1)
+log2_ = float_fast(math.log2, np.log2)
+log10_ = float_fast(math.log10, np.log10)
+log1p_ = float_fast(math.log1p, np.log1p)
+cbrt_ = float_fast(_cbrt_float, np.cbrt)
+reciprocal_ = float_fast(_math_reciprocal, np.reciprocal)
+arctan2_ = float_fast2(math.atan2, np.arctan2)
+hypot_ = float_fast2(math.hypot, np.hypot)
+
+tan = prim(tan_, lambda g, y, a: g * (1.0 + y * y), name="tan")
+arcsin = prim(arcsin_, lambda g, y, a: g / sqrt_(1.0 - a * a), name="arcsin")
+arccos = prim(arccos_, lambda g, y, a: -g / sqrt_(1.0 - a * a), name="arccos")
+arctan = prim(arctan_, lambda g, y, a: g / (1.0 + a * a), name="arctan")
+sinh = prim(sinh_, lambda g, y, a: g * cosh_(a), name="sinh")
+cosh = prim(cosh_, lambda g, y, a: g * sinh_(a), name="cosh")
+arcsinh = prim(arcsinh_, lambda g, y, a: g / sqrt_(a * a + 1.0), name="arcsinh")
+arccosh = prim(arccosh_, lambda g, y, a: g / sqrt_(a * a - 1.0), name="arccosh")
+arctanh = prim(arctanh_, lambda g, y, a: g / (1.0 - a * a), name="arctanh")
+exp2 = prim(exp2_, lambda g, y, a: g * y * LN2, name="exp2")
+expm1 = prim(expm1_, lambda g, y, a: g * (y + 1.0), name="expm1")
+log2 = prim(log2_, lambda g, y, a: safe_divide(g, a * LN2), name="log2")
+log10 = prim(log10_, lambda g, y, a: safe_divide(g, a * LN10), name="log10")
+log1p = prim(log1p_, lambda g, y, a: safe_divide(g, 1.0 + a), name="log1p")
+cbrt = prim(cbrt_, lambda g, y, a: safe_divide(g, 3.0 * y * y), name="cbrt")
+reciprocal = prim(reciprocal_, lambda g, y, a: -g * y * y, name="reciprocal")
+float_power = prim(np.float_power, _fp_base,
+                   lambda g, y, a, b: unbroadcast(g * y * _log_where_positive(a), b),
+                   name="float_power")  # fmt: skip
+arctan2 = prim(arctan2_, lambda g, y, a, b: unbroadcast(g * b / (a * a + b * b), a),
+               lambda g, y, a, b: unbroadcast(-g * a / (a * a + b * b), b),
+               name="arctan2")  # fmt: skip
+hypot = prim(hypot_, lambda g, y, a, b: unbroadcast(g * safe_quotient(a, y), a),
+             lambda g, y, a, b: unbroadcast(g * safe_quotient(b, y), b), name="hypot")  # fmt: skip
+fmax = prim(np.fmax, lambda g, y, a, b: unbroadcast(g * _fmax_split(a, b, True), a),
+            lambda g, y, a, b: unbroadcast(g * _fmax_split(b, a, True), b),
+            name="fmax")  # fmt: skip
+fmin = prim(np.fmin, lambda g, y, a, b: unbroadcast(g * _fmax_split(a, b, False), a),
+            lambda g, y, a, b: unbroadcast(g * _fmax_split(b, a, False), b),
+            name="fmin")  # fmt: skip
+logaddexp = prim(np.logaddexp,
+                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, y, exp_), a),
+                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, y, exp_), b),
+                 name="logaddexp")  # fmt: skip
+logaddexp2 = prim(np.logaddexp2,
+                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, y, exp2_), a),
+                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, y, exp2_), b),
+                  name="logaddexp2")  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
 # Dispatch from NumPy.
 # --------------------------------------------------------------------------------------
 
@@ -342,6 +478,12 @@ UFUNCS.update({
     np.true_divide: divide, np.power: power, np.negative: negative, np.absolute: absolute,
     np.square: square, np.exp: exp, np.log: log, np.sin: sin, np.cos: cos, np.tanh: tanh,
     np.sqrt: sqrt, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
+    np.tan: tan, np.arcsin: arcsin, np.arccos: arccos, np.arctan: arctan, np.sinh: sinh,
+    np.cosh: cosh, np.arcsinh: arcsinh, np.arccosh: arccosh, np.arctanh: arctanh,
+    np.exp2: exp2, np.expm1: expm1, np.log2: log2, np.log10: log10, np.log1p: log1p,
+    np.cbrt: cbrt, np.reciprocal: reciprocal, np.float_power: float_power,
+    np.arctan2: arctan2, np.hypot: hypot, np.fmax: fmax, np.fmin: fmin,
+    np.logaddexp: logaddexp, np.logaddexp2: logaddexp2,
 })  # fmt: skip
 
 

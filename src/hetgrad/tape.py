@@ -108,9 +108,17 @@ class Tape:
         """Drop every node and give the user's arrays their writability back."""
         self.nodes = None
         self.closed_nodes = None
-        for a in self.locked:
-            a.flags.writeable = True
-        self.locked = []
+        pending, self.locked = self.locked, []
+        while pending:  # a view becomes writeable only after its base: retry until done
+            left = []
+            for a in reversed(pending):
+                try:
+                    a.flags.writeable = True
+                except ValueError:
+                    left.append(a)
+            if len(left) == len(pending):
+                break  # their bases belong to an outer tape, which unlocks them
+            pending = left[::-1]
 
     # -- the reverse sweep ---------------------------------------------------------------
 

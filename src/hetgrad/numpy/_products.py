@@ -1,0 +1,197 @@
+"""Products: dot, vdot, inner, tensordot, einsum, kron, cross (matmul and outer: rules)."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import numpy as np
+
+from .. import rules
+from ..rules import multiply, prim, unbroadcast
+from ._core import lift, ndim_of, record_many, shape_of
+from ._shape import moveaxis, ravel, reshape, stack
+
+# --------------------------------------------------------------------------------------
+# tensordot
+# --------------------------------------------------------------------------------------
+
+
+def _axes_pair(axes: Any, na: int, nb: int) -> tuple[list[int], list[int]]:
+    if isinstance(axes, (int, np.integer)):
+        return list(range(na - int(axes), na)), list(range(int(axes)))
+    xa, xb = axes
+    xa = [xa] if isinstance(xa, (int, np.integer)) else list(xa)
+    xb = [xb] if isinstance(xb, (int, np.integer)) else list(xb)
+    return [int(i) % na for i in xa], [int(i) % nb for i in xb]
+
+
+def _tensordot_grad_a(g: Any, y: Any, a: Any, b: Any, axes: Any = 2) -> Any:
+    na, nb = ndim_of(a), ndim_of(b)
+    xa, xb = _axes_pair(axes, na, nb)
+    free_a = [i for i in range(na) if i not in xa]
+    free_b = [i for i in range(nb) if i not in xb]
+    t = np.tensordot(g, b, axes=(list(range(len(free_a), ndim_of(g))), free_b))
+    order = free_a + [xa[xb.index(i)] for i in sorted(xb)]  # the a-axis of each axis of t
+    return np.transpose(t, np.argsort(order))
+
+
+def _tensordot_grad_b(g: Any, y: Any, a: Any, b: Any, axes: Any = 2) -> Any:
+    na, nb = ndim_of(a), ndim_of(b)
+    xa, xb = _axes_pair(axes, na, nb)
+    free_a = [i for i in range(na) if i not in xa]
+    free_b = [i for i in range(nb) if i not in xb]
+    t = np.tensordot(a, g, axes=(free_a, list(range(len(free_a)))))
+    order = [xb[xa.index(i)] for i in sorted(xa)] + free_b
+    return np.transpose(t, np.argsort(order))
+
+
+tensordot = prim(np.tensordot, _tensordot_grad_a, _tensordot_grad_b, name="tensordot",
+                 nondiff=(2,))  # fmt: skip
+
+
+@lift(np.dot)
+def dot(a: Any, b: Any, out: Any = None) -> Any:
+    """``numpy.dot``: scalars multiply, up to 2-D uses matmul, beyond that tensordot."""
+    if out is not None:
+        raise NotImplementedError("numpy.dot with out= cannot be recorded")
+    na, nb = ndim_of(a), ndim_of(b)
+    if na == 0 or nb == 0:
+        return multiply(a, b)
+    if na <= 2 and nb <= 2:
+        return rules.matmul(a, b)
+    return tensordot(a, b, axes=([-1], [0 if nb == 1 else -2]))
+
+
+@lift(np.vdot)
+def vdot(a: Any, b: Any) -> Any:
+    return rules.matmul(ravel(a), ravel(b))
+
+
+@lift(np.inner)
+def inner(a: Any, b: Any) -> Any:
+    if ndim_of(a) == 0 or ndim_of(b) == 0:
+        return multiply(a, b)
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+@lift(np.kron)
+def kron(a: Any, b: Any) -> Any:
+    """Kronecker product as an interleaved outer product, reshaped."""
+    d = max(ndim_of(a), ndim_of(b))
+    sa = (1,) * (d - ndim_of(a)) + shape_of(a)
+    sb = (1,) * (d - ndim_of(b)) + shape_of(b)
+    ai = reshape(a, tuple(n for s in sa for n in (s, 1)))
+    bi = reshape(b, tuple(n for s in sb for n in (1, s)))
+    return reshape(ai * bi, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@lift(np.cross)
+def cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
+          axis: Any = None) -> Any:  # fmt: skip
+    """Cross product of 3-vectors (2-vectors give the z component, as in NumPy)."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = moveaxis(a, axisa, -1), moveaxis(b, axisb, -1)
+    na, nb = shape_of(a)[-1], shape_of(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError("incompatible dimensions for cross product (dimension must be 2 or 3)")
+    if na == 2 and nb == 2:
+        return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    a0, a1 = a[..., 0], a[..., 1]
+    b0, b1 = b[..., 0], b[..., 1]
+    a2 = a[..., 2] if na == 3 else 0.0
+    b2 = b[..., 2] if nb == 3 else 0.0
+    c = stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+    return moveaxis(c, -1, axisc)
+
+
+# --------------------------------------------------------------------------------------
+# einsum
+# --------------------------------------------------------------------------------------
+
+
+def _parse_einsum(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """Explicit per-operand subscripts and output, with ``...`` replaced by fresh letters."""
+    subscripts = subscripts.replace(" ", "")
+    if "->" in subscripts:
+        ins, out = subscripts.split("->")
+    else:
+        ins = subscripts
+        letters = ins.replace("...", "").replace(",", "")
+        out = ("..." if "..." in ins else "") + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1)
+        )
+    inputs = ins.split(",")
+    if len(inputs) != len(shapes):
+        raise ValueError("einsum: the number of subscripts does not match the operands")
+    unused = [c for c in string.ascii_letters if c not in subscripts]
+    ell = max([len(s) - (len(sub) - 3) for sub, s in zip(inputs, shapes) if "..." in sub],
+              default=0)  # fmt: skip
+    fresh = "".join(unused[:ell])
+    explicit = []
+    for sub, s in zip(inputs, shapes):
+        if "..." in sub:
+            k = len(s) - (len(sub) - 3)
+            sub = sub.replace("...", fresh[ell - k :])
+        explicit.append(sub)
+    return explicit, out.replace("...", fresh)
+
+
+def _einsum_pullback(g: Any, y: Any, vals: list[Any], subscripts: str,
+                     optimize: Any) -> list[Any]:  # fmt: skip
+    shapes = [shape_of(v) for v in vals]
+    subs, out = _parse_einsum(subscripts, shapes)
+    sizes: dict[str, int] = {}
+    for sub, s in zip(subs, shapes):
+        for c, n in zip(sub, s):
+            sizes[c] = max(sizes.get(c, 1), n)
+    spare = [c for c in string.ascii_letters if c not in sizes]
+    grads = []
+    for k, (sub_k, v) in enumerate(zip(subs, vals)):
+        others = [(out, g)] + [(subs[j], vals[j]) for j in range(len(vals)) if j != k]
+        ops = [x if shape_of(x) == tuple(sizes[c] for c in s)
+               else np.broadcast_to(x, tuple(sizes[c] for c in s)) for s, x in others]  # fmt: skip
+        unique = "".join(dict.fromkeys(sub_k))
+        present = set("".join(s for s, _ in others))
+        keep = "".join(c for c in unique if c in present)
+        r = np.einsum(",".join(s for s, _ in others) + "->" + keep, *ops, optimize=optimize)
+        if keep != unique:  # letters summed away in the forward pass: broadcast back
+            r = reshape(r, tuple(sizes[c] if c in keep else 1 for c in unique))
+            r = np.broadcast_to(r, tuple(sizes[c] for c in unique))
+        if unique != sub_k:  # repeated letters (a diagonal): put r on that diagonal
+            eyes, target, seen, fresh = [], "", set(), iter(spare)
+            for c in sub_k:
+                if c in seen:
+                    f = next(fresh)
+                    eyes.append((c + f, np.eye(sizes[c])))
+                    target += f
+                else:
+                    seen.add(c)
+                    target += c
+            r = np.einsum(",".join([unique] + [s for s, _ in eyes]) + "->" + target, r,
+                          *[e for _, e in eyes], optimize=optimize)  # fmt: skip
+        grads.append(unbroadcast(r, v))
+    return grads
+
+
+@lift(np.einsum)
+def einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = False,
+           **kwargs: Any) -> Any:  # fmt: skip
+    """``numpy.einsum`` with string subscripts (explicit ``->`` or implicit)."""
+    if not isinstance(subscripts, str) or out is not None:
+        raise NotImplementedError(
+            "numpy.einsum of BVars needs string subscripts and no out= (the interleaved "
+            "operand/sublist form is not lifted)"
+        )
+
+    def fn(*ops: Any) -> Any:
+        return np.einsum(subscripts, *ops, optimize=optimize, **kwargs)
+
+    fn.__name__ = "einsum"
+
+    return record_many(fn, lambda g, y, vals: _einsum_pullback(g, y, vals, subscripts, optimize),
+                       operands, {})  # fmt: skip
+
+
+rules.FUNCTIONS[np.tensordot] = tensordot

@@ -1,0 +1,202 @@
+"""Reductions and scans: prod, max/min, var/std, cumsum/cumprod, trace, logsumexp.
+
+``max``/``min`` (and ``amax``/``amin``) split the gradient evenly among tied maxima:
+``np.max([1.0, 3.0, 3.0])`` sends half of its gradient to each 3.0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import rules
+from ..rules import _no_out, mean, prim, safe_quotient, sum_
+from ..tape import BVar, primal
+from ._core import apply1, axes_of, kept, lift, shape_of
+from ._shape import concatenate as _concat
+from ._shape import diagonal, flip, moveaxis, ravel, reshape
+
+
+def _count(shape: tuple[int, ...], axis: Any) -> int:
+    return math.prod(shape[ax] for ax in axes_of(axis, len(shape)))
+
+
+def _kept_args(g: Any, y: Any, a: Any, axis: Any, keepdims: bool) -> tuple[Any, Any]:
+    s = shape_of(a)
+    return kept(g, s, axis, keepdims), kept(y, s, axis, keepdims)
+
+
+# --------------------------------------------------------------------------------------
+# prod (correct with zeros in the input)
+# --------------------------------------------------------------------------------------
+
+
+def _exclusive_cumprod(x: Any) -> Any:
+    """Products of the elements before each one along the last axis (1 for the first)."""
+    ones = np.ones(shape_of(x)[:-1] + (1,), dtype=np.result_type(primal(x)))
+    return np.cumprod(_concat([ones, x[..., :-1]], axis=-1), axis=-1)
+
+
+def _prod_of_others(a: Any, axis: Any) -> Any:
+    """For each element, the product of the other elements of its reduction group."""
+    shape = shape_of(a)
+    axes = axes_of(axis, len(shape))
+    rest = tuple(i for i in range(len(shape)) if i not in axes)
+    t = np.transpose(a, rest + axes)
+    moved = shape_of(t)
+    t = reshape(t, moved[: len(rest)] + (-1,))
+    others = _exclusive_cumprod(t) * flip(_exclusive_cumprod(flip(t, -1)), -1)
+    return np.transpose(reshape(others, moved), np.argsort(rest + axes))
+
+
+def _prod_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+               keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+    if type(a) is float:
+        return g
+    gk, yk = _kept_args(g, y, a, axis, keepdims)
+    if np.all(primal(a) != 0):
+        return gk * yk / a
+    return gk * _prod_of_others(a, axis)
+
+
+prod = prim(_no_out(np.prod), _prod_grad, name="prod", nondiff=(1,))
+
+# --------------------------------------------------------------------------------------
+# max and min: ties share the gradient evenly.
+# --------------------------------------------------------------------------------------
+
+
+def _extremum_grad(g: Any, y: Any, a: Any, axis: Any = None, out: Any = None,
+                   keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+    gk, yk = _kept_args(g, y, a, axis, keepdims)
+    hit = primal(a) == primal(yk)
+    share = hit / np.sum(hit, axis=axes_of(axis, len(shape_of(a))), keepdims=True)
+    return gk * share
+
+
+amax = prim(_no_out(np.max), _extremum_grad, name="max", nondiff=(1,))
+amin = prim(_no_out(np.min), _extremum_grad, name="min", nondiff=(1,))
+
+# --------------------------------------------------------------------------------------
+# var and std
+# --------------------------------------------------------------------------------------
+
+
+def _centred(a: Any, axis: Any) -> Any:
+    return a - np.mean(a, axis=axis, keepdims=True)
+
+
+def _var_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+              ddof: float = 0, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+    gk = kept(g, shape_of(a), axis, keepdims)
+    return gk * (2.0 / (_count(shape_of(a), axis) - ddof)) * _centred(a, axis)
+
+
+def _std_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+              ddof: float = 0, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+    gk, yk = _kept_args(g, y, a, axis, keepdims)
+    # At std == 0 every centred value is 0 as well: the subgradient 0, never NaN.
+    return gk * safe_quotient(_centred(a, axis), yk * (_count(shape_of(a), axis) - ddof))
+
+
+var = prim(_no_out(np.var), _var_grad, name="var", nondiff=(1,))
+std = prim(_no_out(np.std), _std_grad, name="std", nondiff=(1,))
+
+# --------------------------------------------------------------------------------------
+# cumsum and cumprod
+# --------------------------------------------------------------------------------------
+
+
+def _cumsum_grad(g: Any, y: Any, a: Any, axis: Any = None, **_: Any) -> Any:
+    if axis is None:
+        return reshape(flip(np.cumsum(flip(g, 0)), 0), shape_of(a))
+    return flip(np.cumsum(flip(g, axis), axis=axis), axis)
+
+
+def _cumprod_grad_last(g: Any, y: Any, a: Any) -> Any:
+    """The cumprod gradient along the last axis (O(n^2) where the input has zeros)."""
+    if np.all(primal(a) != 0):
+        return flip(np.cumsum(flip(g * y, -1), axis=-1), -1) / a
+    n = shape_of(a)[-1]
+    # c[..., i, j] = product of a[..., k] for k <= j, k != i
+    c = np.cumprod(np.where(np.eye(n, dtype=bool), 1.0, a[..., None, :]), axis=-1)
+    return np.sum(c * np.triu(np.ones((n, n))) * g[..., None, :], axis=-1)
+
+
+def _cumprod_grad(g: Any, y: Any, a: Any, axis: Any = None, **_: Any) -> Any:
+    if axis is None:
+        return reshape(_cumprod_grad_last(g, y, ravel(a)), shape_of(a))
+    g, y, a_last = (moveaxis(x, axis, -1) for x in (g, y, a))
+    return moveaxis(_cumprod_grad_last(g, y, a_last), -1, axis)
+
+
+cumsum = prim(_no_out(np.cumsum), _cumsum_grad, name="cumsum", nondiff=(1,))
+cumprod = prim(_no_out(np.cumprod), _cumprod_grad, name="cumprod", nondiff=(1,))
+
+# --------------------------------------------------------------------------------------
+# logsumexp
+# --------------------------------------------------------------------------------------
+
+
+def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    if isinstance(a, BVar):  # a BVar of an outer tape: record there, with the safe rule
+        return logsumexp_p(a, axis=axis, keepdims=keepdims)
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        y = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        y = np.squeeze(y, axis=axis) if axis is not None else y.reshape(())
+        if y.ndim == 0:
+            y = y[()]
+    return y
+
+
+def _logsumexp_grad(g: Any, y: Any, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    gk, yk = _kept_args(g, y, a, axis, keepdims)
+    empty = np.isneginf(primal(yk))  # every input -inf: the limit along x = c * ones
+    if not np.any(empty):
+        return gk * np.exp(a - yk)
+    n = _count(shape_of(a), axis)
+    return gk * np.where(empty, 1.0 / n, np.exp(a - np.where(empty, 0.0, yk)))
+
+
+logsumexp_p = prim(_logsumexp, _logsumexp_grad, name="logsumexp", nondiff=(1,))
+
+
+def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """``log(sum(exp(a), axis))``, computed stably; works on arrays and BVars.
+
+    Where every input along ``axis`` is ``-inf`` the value is ``-inf`` and the gradient
+    is uniform (``1/n`` each), never NaN.
+
+    Args:
+        a: values.
+        axis: axis or axes to reduce (all by default).
+        keepdims: keep the reduced axes with size 1.
+
+    >>> import numpy as np, hetgrad, hetgrad.numpy as hnp
+    >>> float(hnp.logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    >>> hetgrad.grad_bp(hnp.logsumexp, np.array([-np.inf, -np.inf]))
+    array([0.5, 0.5])
+    """
+    return logsumexp_p(a, axis=axis, keepdims=keepdims)
+
+
+@lift(np.trace)
+def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
+          out: Any = None) -> Any:  # fmt: skip
+    if out is not None:
+        raise NotImplementedError("numpy.trace with out= cannot be recorded")
+    return np.sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+rules.FUNCTIONS.update({
+    np.sum: apply1(sum_), np.mean: apply1(mean), np.prod: apply1(prod),
+    np.max: apply1(amax), np.amax: apply1(amax), np.min: apply1(amin),
+    np.amin: apply1(amin), np.var: apply1(var), np.std: apply1(std),
+    np.cumsum: apply1(cumsum), np.cumprod: apply1(cumprod),
+})  # fmt: skip

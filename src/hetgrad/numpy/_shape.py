@@ -1,0 +1,311 @@
+"""Shapes, joining, splitting and indexing of BVars.
+
+Most functions here are compositions of a few primitives (reshape, transpose, getitem,
+concatenate, ...), so their gradients, and gradients of gradients, come for free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import rules
+from ..rules import getitem, prim, reshape
+from ..tape import BVar, primal
+from ._core import NP, apply1, constant, lift, ndim_of, record_many, shape_of
+
+# --------------------------------------------------------------------------------------
+# Primitives with one-line rules.
+# --------------------------------------------------------------------------------------
+
+
+def _negated(shift: Any) -> Any:
+    return tuple(-s for s in shift) if isinstance(shift, (tuple, list)) else -shift
+
+
+def _tile_grad(g: Any, y: Any, a: Any, reps: Any) -> Any:
+    """Sum the tiled copies: view ``g`` as (rep0, n0, rep1, n1, ...) and sum the reps."""
+    reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)
+    xs = shape_of(a)
+    d = max(len(reps), len(xs))
+    xs_full = (1,) * (d - len(xs)) + xs
+    reps = (1,) * (d - len(reps)) + reps
+    split = tuple(n for pair in zip(reps, xs_full) for n in pair)
+    return np.reshape(np.sum(np.reshape(g, split), axis=tuple(range(0, 2 * d, 2))), xs)
+
+
+def _pad_constant(a: Any, pad_width: Any, **kwargs: Any) -> Any:
+    return np.pad(a, pad_width, mode="constant", **kwargs)
+
+
+def _unpad(g: Any, y: Any, a: Any, pad_width: Any, **kwargs: Any) -> Any:
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (ndim_of(a), 2))
+    return g[tuple(slice(int(lo), int(lo) + n) for (lo, _), n in zip(widths, shape_of(a)))]
+
+
+def _diag_fn(v: Any, k: int = 0) -> Any:
+    return np.diag(v, k)
+
+
+moveaxis = prim(np.moveaxis, lambda g, y, a, s, d: np.moveaxis(g, d, s), name="moveaxis",
+                nondiff=(1, 2))  # fmt: skip
+flip = prim(np.flip, lambda g, y, a, axis=None: np.flip(g, axis), name="flip", nondiff=(1,))
+roll = prim(np.roll, lambda g, y, a, shift, axis=None: np.roll(g, _negated(shift), axis),
+            name="roll", nondiff=(1, 2))  # fmt: skip
+tile = prim(np.tile, _tile_grad, name="tile", nondiff=(1,))
+triu = prim(np.triu, lambda g, y, a, k=0: np.triu(g, k), name="triu", nondiff=(1,))
+tril = prim(np.tril, lambda g, y, a, k=0: np.tril(g, k), name="tril", nondiff=(1,))
+pad_constant = prim(_pad_constant, _unpad, name="pad", nondiff=(1,))
+diag_vector = prim(_diag_fn, lambda g, y, v, k=0: np.diagonal(g, k), name="diag", nondiff=(1,))
+
+rules.FUNCTIONS.update({
+    np.moveaxis: moveaxis, np.flip: flip, np.roll: roll, np.tile: tile,
+    np.triu: apply1(triu), np.tril: apply1(tril),
+})  # fmt: skip
+
+# --------------------------------------------------------------------------------------
+# Compositions.
+# --------------------------------------------------------------------------------------
+
+
+@lift(np.ravel)
+def ravel(a: Any, order: str = "C") -> Any:
+    if order != "C":
+        raise NotImplementedError("numpy.ravel of a BVar supports order='C' only")
+    return reshape(a, (-1,))
+
+
+@lift(np.squeeze)
+def squeeze(a: Any, axis: Any = None) -> Any:
+    return reshape(a, np.squeeze(np.empty(shape_of(a), dtype=bool), axis).shape)
+
+
+@lift(np.atleast_1d)
+def atleast_1d(*arys: Any) -> Any:
+    out = [a if ndim_of(a) >= 1 else reshape(a, (1,)) for a in arys]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@lift(np.atleast_2d)
+def atleast_2d(*arys: Any) -> Any:
+    out = [a if ndim_of(a) >= 2 else reshape(a, (1,) * (2 - ndim_of(a)) + shape_of(a))
+           for a in arys]  # fmt: skip
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@lift(np.atleast_3d)
+def atleast_3d(*arys: Any) -> Any:
+    def to3(a: Any) -> Any:
+        s = shape_of(a)
+        shape = {0: (1, 1, 1), 1: (1, *s, 1), 2: (*s, 1)}.get(len(s), s)
+        return reshape(a, shape)
+
+    out = [to3(a) for a in arys]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@lift(np.broadcast_arrays)
+def broadcast_arrays(*args: Any) -> Any:
+    shape = np.broadcast_shapes(*[shape_of(a) for a in args])
+    return tuple(np.broadcast_to(a, shape) for a in args)
+
+
+def _concatenate(*arrays: Any, axis: int = 0) -> Any:
+    return np.concatenate(arrays, axis=axis)
+
+
+_concatenate.__name__ = "concatenate"
+
+
+def _concatenate_pullback(g: Any, y: Any, vals: list[Any], axis: int) -> list[Any]:
+    ax = axis % len(shape_of(y))
+    lead = (slice(None),) * ax
+    out, start = [], 0
+    for v in vals:
+        n = shape_of(v)[ax]
+        out.append(g[lead + (slice(start, start + n),)])
+        start += n
+    return out
+
+
+@lift(np.concatenate)
+def concatenate(arrays: Any, axis: Any = 0, out: Any = None, dtype: Any = None,
+                casting: str = "same_kind") -> Any:  # fmt: skip
+    """``numpy.concatenate`` of a sequence that may hold BVars."""
+    if out is not None:
+        raise NotImplementedError("numpy.concatenate with out= cannot be recorded")
+    arrays = list(arrays)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    if dtype is not None:
+        arrays = [a if isinstance(a, BVar) else np.asarray(a, dtype=dtype) for a in arrays]
+    return record_many(_concatenate, lambda g, y, vals: _concatenate_pullback(g, y, vals, axis),
+                       arrays, {"axis": axis})  # fmt: skip
+
+
+def _stack(*arrays: Any, axis: int = 0) -> Any:
+    return np.stack(arrays, axis=axis)
+
+
+_stack.__name__ = "stack"
+
+
+def _stack_pullback(g: Any, y: Any, vals: list[Any], axis: int) -> list[Any]:
+    lead = (slice(None),) * (axis % len(shape_of(y)))
+    return [g[lead + (k,)] for k in range(len(vals))]
+
+
+@lift(np.stack)
+def stack(arrays: Any, axis: int = 0, out: Any = None, dtype: Any = None,
+          casting: str = "same_kind") -> Any:  # fmt: skip
+    """``numpy.stack`` of a sequence that may hold BVars (backprop's ``collectVar``)."""
+    if out is not None:
+        raise NotImplementedError("numpy.stack with out= cannot be recorded")
+    arrays = list(arrays)
+    if dtype is not None:
+        arrays = [a if isinstance(a, BVar) else np.asarray(a, dtype=dtype) for a in arrays]
+    return record_many(_stack, lambda g, y, vals: _stack_pullback(g, y, vals, axis), arrays,
+                       {"axis": axis})  # fmt: skip
+
+
+@lift(np.hstack)
+def hstack(tup: Any, dtype: Any = None, casting: str = "same_kind") -> Any:
+    arrs = [atleast_1d(a) for a in tup]
+    return concatenate(arrs, axis=0 if ndim_of(arrs[0]) == 1 else 1, dtype=dtype)
+
+
+@lift(np.vstack)
+def vstack(tup: Any, dtype: Any = None, casting: str = "same_kind") -> Any:
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+@lift(np.dstack)
+def dstack(tup: Any) -> Any:
+    return concatenate([atleast_3d(a) for a in tup], axis=2)
+
+
+@lift(np.column_stack)
+def column_stack(tup: Any) -> Any:
+    cols = [reshape(a, (-1, 1)) if ndim_of(a) < 2 else a for a in tup]
+    return concatenate(cols, axis=1)
+
+
+@lift(np.array_split)
+def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    """Pieces of ``ary`` as BVars (each a slice, so gradients flow back to ``ary``)."""
+    n = shape_of(ary)[axis]
+    pieces = np.array_split(np.arange(n), indices_or_sections)
+    lead = (slice(None),) * (axis % ndim_of(ary))
+    return [ary[lead + (slice(int(p[0]), int(p[-1]) + 1) if len(p) else slice(0, 0),)]
+            for p in pieces]  # fmt: skip
+
+
+@lift(np.split)
+def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    if isinstance(indices_or_sections, (int, np.integer)):
+        if shape_of(ary)[axis] % indices_or_sections:
+            raise ValueError("array split does not result in an equal division")
+    return array_split(ary, indices_or_sections, axis)
+
+
+@lift(np.take)
+def take(a: Any, indices: Any, axis: Any = None, out: Any = None, mode: str = "raise") -> Any:
+    if out is not None or mode != "raise":
+        raise NotImplementedError("numpy.take of a BVar supports neither out= nor mode=")
+    indices = primal(indices)
+    if axis is None:
+        return getitem(ravel(a), indices)
+    return getitem(a, (slice(None),) * (axis % ndim_of(a)) + (indices,))
+
+
+@lift(np.take_along_axis)
+def take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
+    indices = np.asarray(primal(indices))
+    if axis is None:
+        return getitem(ravel(arr), indices)
+    ax = axis % ndim_of(arr)
+    shape = np.broadcast_shapes(shape_of(arr)[:ax] + (1,) + shape_of(arr)[ax + 1 :], indices.shape)
+    key = []
+    for i, n in enumerate(shape):
+        if i == ax:
+            key.append(np.broadcast_to(indices, shape))
+        else:
+            key.append(np.arange(n).reshape((-1,) + (1,) * (len(shape) - i - 1)))
+    return getitem(arr, tuple(key))
+
+
+@lift(np.sort)
+def sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
+         stable: Any = None) -> Any:  # fmt: skip
+    if axis is None:
+        a, axis = ravel(a), -1
+    return take_along_axis(a, np.argsort(primal(a), axis=axis, kind=kind, stable=stable), axis)
+
+
+@lift(np.repeat)
+def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
+    if axis is None:
+        a, axis = ravel(a), 0
+    n = shape_of(a)[axis]
+    return take(a, np.repeat(np.arange(n), primal(repeats)), axis=axis)
+
+
+@lift(np.pad)
+def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    """``numpy.pad``: ``constant`` (constant values), and the copying modes ``edge``,
+    ``reflect``, ``symmetric`` and ``wrap`` (by padding an array of indices)."""
+    if mode == "constant":
+        return pad_constant(array, pad_width, **kwargs)
+    if mode in ("edge", "reflect", "symmetric", "wrap"):
+        idx = np.arange(int(np.prod(shape_of(array)))).reshape(shape_of(array))
+        return getitem(ravel(array), NP.pad(idx, pad_width, mode=mode, **kwargs))
+    raise NotImplementedError(f"numpy.pad with mode={mode!r} is not differentiable in hetgrad")
+
+
+@lift(np.diagonal)
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    m = moveaxis(a, (axis1, axis2), (-2, -1))
+    rows, cols = shape_of(m)[-2:]
+    i = np.arange(max(0, -offset), min(rows, cols - offset))
+    return getitem(m, (Ellipsis, i, i + offset))
+
+
+@lift(np.diag)
+def diag(v: Any, k: int = 0) -> Any:
+    if ndim_of(v) == 1:
+        return diag_vector(v, k)
+    if ndim_of(v) == 2:
+        return diagonal(v, k)
+    raise ValueError("Input must be 1- or 2-d.")
+
+
+@lift(np.fliplr)
+def fliplr(m: Any) -> Any:
+    return flip(m, 1)
+
+
+@lift(np.flipud)
+def flipud(m: Any) -> Any:
+    return flip(m, 0)
+
+
+@lift(np.copy)
+def copy(a: Any, order: str = "K", subok: bool = False) -> Any:
+    return a  # BVars are never written in place, so a copy is the value itself
+
+
+def _matrix_transpose(x: Any) -> Any:
+    return rules.swapaxes(x, -1, -2)
+
+
+_piecewise: list[Any] = [np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
+              np.count_nonzero, np.isclose, np.allclose, np.array_equal, np.searchsorted,
+              np.round, np.around, np.isneginf, np.isposinf, np.any, np.all, np.fix,
+              np.zeros_like, np.ones_like, np.empty_like, np.iscomplexobj, np.isrealobj,
+              np.isscalar]  # fmt: skip
+for _f in _piecewise:
+    rules.FUNCTIONS[_f] = constant(_f)
+rules.FUNCTIONS[np.matrix_transpose] = _matrix_transpose
+rules.FUNCTIONS[np.linalg.matrix_transpose] = _matrix_transpose
+rules.PIECEWISE_CONSTANT_UFUNCS.add(np.floor_divide)

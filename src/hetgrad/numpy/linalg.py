@@ -1,0 +1,365 @@
+"""``hetgrad.numpy.linalg``: NumPy's linear algebra, differentiable.
+
+The functions are NumPy's own (``hnp.linalg.inv is numpy.linalg.inv``): on plain arrays
+they run at NumPy's speed, and on BVars NumPy hands them to hetgrad, which records them.
+Lifted: ``inv``, ``pinv``, ``det``, ``slogdet``, ``solve``, ``lstsq``, ``cholesky``,
+``eigh``, ``eigvalsh``, ``svd`` (singular values, and U and V), ``qr``, ``norm``,
+``matrix_power``, ``multi_dot``, ``matrix_transpose``.
+
+Conventions for the gradients:
+
+* ``eigh``, ``eigvalsh`` and ``cholesky`` read one triangle of their input (the lower
+  one by default), as NumPy does, so the gradient lives in that triangle.
+* ``eigh`` and ``svd`` gradients through the vectors are undefined where eigenvalues
+  (singular values) coincide; hetgrad drops those pairs' terms instead of returning
+  NaN.  ``svd`` with ``full_matrices=True`` needs a square input (the extra columns of a
+  rectangular one are arbitrary); ``qr`` needs ``mode="reduced"`` or ``"r"`` and at least
+  as many rows as columns.
+* ``norm`` has the subgradient 0 at 0 for every order, never NaN.
+
+>>> import numpy as np, hetgrad, hetgrad.numpy as hnp
+>>> hetgrad.grad_bp(hnp.linalg.det, np.array([[2.0, 0.0], [0.0, 3.0]]))
+array([[3., 0.],
+       [0., 2.]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.linalg import (  # noqa: F401  (re-exported: NumPy's names)
+    LinAlgError,
+    cholesky,
+    cond,
+    det,
+    eig,
+    eigh,
+    eigvals,
+    eigvalsh,
+    inv,
+    lstsq,
+    matrix_power,
+    matrix_rank,
+    matrix_transpose,
+    multi_dot,
+    norm,
+    pinv,
+    qr,
+    slogdet,
+    solve,
+    svd,
+)
+
+from .. import rules
+from ..rules import prim, safe_quotient, swapaxes, unbroadcast
+from ..tape import primal
+from ._core import NP, kept, lift, ndim_of, shape_of
+from ._shape import reshape, tril, triu
+
+__all__ = [
+    "LinAlgError", "cholesky", "cond", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv",
+    "lstsq", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot", "norm", "pinv",
+    "qr", "slogdet", "solve", "svd",
+]  # fmt: skip
+
+
+def _mT(x: Any) -> Any:
+    return swapaxes(x, -1, -2)
+
+
+def _eye_like(n: int) -> np.ndarray:
+    return np.eye(n, dtype=bool)
+
+
+def _lower_part(gbar: Any, lower: bool = True) -> Any:
+    """The gradient of a function that reads only one triangle of a symmetric input."""
+    if lower:
+        return tril(gbar) + tril(_mT(gbar), -1)
+    return triu(gbar) + triu(_mT(gbar), 1)
+
+
+def _gap_inverse(w: Any) -> Any:
+    """``F[i, j] = 1 / (w[j] - w[i])`` off the diagonal, 0 on it and where the gap is 0."""
+    diff = w[..., None, :] - w[..., :, None]
+    n = shape_of(w)[-1]
+    zero = _eye_like(n) | (primal(diff) == 0)
+    return np.where(zero, 0.0, 1.0 / np.where(zero, 1.0, diff))
+
+
+def _as_matrix_cotangent(g: Any, y: Any) -> Any:
+    """``g * y`` shaped (..., 1, 1) to scale a batch of matrices."""
+    return reshape(g * y, shape_of(y) + (1, 1))
+
+
+# --------------------------------------------------------------------------------------
+# inv, pinv, det, slogdet, solve
+# --------------------------------------------------------------------------------------
+
+
+def _pinv_grad(g: Any, y: Any, a: Any, *args: Any, **kwargs: Any) -> Any:
+    # d(A+) for A+ of constant rank (Golub & Pereyra), transposed.
+    m, n = shape_of(a)[-2:]
+    gt, yt = _mT(g), _mT(y)
+    proj_out = np.eye(m) - a @ y  # I - A A+
+    proj_in = np.eye(n) - y @ a  # I - A+ A
+    return -(yt @ g @ yt) + proj_out @ gt @ y @ yt + yt @ y @ gt @ proj_in
+
+
+inv_p = prim(np.linalg.inv, lambda g, y, a: -(_mT(y) @ g @ _mT(y)), name="inv")
+pinv_p = prim(np.linalg.pinv, _pinv_grad, name="pinv", nondiff=(1, 2))
+det_p = prim(np.linalg.det, lambda g, y, a: _as_matrix_cotangent(g, y) * _mT(np.linalg.inv(a)),
+             name="det")  # fmt: skip
+slogdet_p = prim(np.linalg.slogdet,
+                 lambda g, y, a: reshape(g[1], shape_of(g[1]) + (1, 1)) * _mT(np.linalg.inv(a)),
+                 name="slogdet")  # fmt: skip
+
+
+def _solve_grads(g: Any, x: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    if ndim_of(b) == 1:
+        gb = np.linalg.solve(_mT(a), g[..., None])
+        ga = -gb * x[..., None, :]
+        return unbroadcast(ga, a), unbroadcast(gb[..., 0], b)
+    gb = np.linalg.solve(_mT(a), g)
+    return unbroadcast(-(gb @ _mT(x)), a), unbroadcast(gb, b)
+
+
+solve_p = prim(np.linalg.solve, lambda g, y, a, b: _solve_grads(g, y, a, b)[0],
+               lambda g, y, a, b: _solve_grads(g, y, a, b)[1], name="solve")  # fmt: skip
+
+
+@lift(np.linalg.lstsq)
+def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
+    """Least squares as ``pinv(a) @ b``; residuals, rank and s as NumPy returns them."""
+    _, _, rank, _ = np.linalg.lstsq(primal(a), primal(b), rcond=rcond)
+    x = np.linalg.pinv(a) @ b
+    m, n = shape_of(a)
+    if rank == n and m > n:
+        r = a @ x - b
+        res = np.sum(r * r, axis=0)
+        if ndim_of(b) == 1:
+            res = reshape(res, (1,))
+    else:
+        res = np.empty((0,), dtype=np.result_type(primal(a), primal(b)))
+    return x, res, rank, np.linalg.svd(a, compute_uv=False)
+
+
+# --------------------------------------------------------------------------------------
+# cholesky, eigh, svd, qr
+# --------------------------------------------------------------------------------------
+
+
+def _cholesky_grad(g: Any, y: Any, a: Any, upper: bool = False) -> Any:
+    # P = L^-T Phi(L^T gL) L^-1, Phi = lower triangle with the diagonal halved.
+    n = shape_of(y)[-1]
+    x = _mT(y) @ g
+    phi = tril(x) - 0.5 * x * np.eye(n)
+    z = np.linalg.solve(_mT(y), phi)
+    p = _mT(np.linalg.solve(_mT(y), _mT(z)))
+    return _lower_part(p)
+
+
+def _cholesky(a: Any, *, upper: bool = False) -> Any:
+    if upper:
+        raise NotImplementedError("numpy.linalg.cholesky(upper=True) of a BVar is not lifted")
+    return np.linalg.cholesky(a)
+
+
+cholesky_p = prim(_cholesky, _cholesky_grad, name="cholesky")
+
+
+def _eigh_grad(g: Any, y: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803  (NumPy's name)
+    w, v = y
+    gw, gv = g
+    inner = gw[..., :, None] * np.eye(shape_of(w)[-1]) + _gap_inverse(w) * (_mT(v) @ gv)
+    return _lower_part(v @ inner @ _mT(v), lower=UPLO.upper() == "L")
+
+
+eigh_p = prim(np.linalg.eigh, _eigh_grad, name="eigh", nondiff=(1,))
+
+
+@lift(np.linalg.eigvalsh)
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803
+    return eigh_p(a, UPLO)[0]
+
+
+def _svd_grad(g: Any, y: Any, a: Any, full_matrices: bool = True, compute_uv: bool = True,
+              hermitian: bool = False) -> Any:  # fmt: skip
+    if not compute_uv:
+        u, _, vh = np.linalg.svd(a, full_matrices=False)
+        return (u * g[..., None, :]) @ vh
+    u, s, vh = y
+    gu, gs, gvh = g
+    k = shape_of(s)[-1]
+    v, gv = _mT(vh), _mT(gvh)
+    f = _gap_inverse(s * s)
+    j = f * (_mT(u) @ gu - _mT(gu) @ u)
+    kk = f * (_mT(v) @ gv - _mT(gv) @ v)
+    inner = j * s[..., None, :] + gs[..., :, None] * np.eye(k) + s[..., :, None] * kk
+    out = u @ inner @ vh
+    m, n = shape_of(a)[-2:]
+    if m > k:  # the part of gU outside U's column space
+        out = out + ((gu - u @ (_mT(u) @ gu)) / s[..., None, :]) @ vh
+    if n > k:
+        out = out + u @ ((_mT(gv) - (_mT(gv) @ v) @ vh) / s[..., :, None])
+    return out
+
+
+def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
+         hermitian: bool = False) -> Any:  # fmt: skip
+    if hermitian:
+        raise NotImplementedError("numpy.linalg.svd(hermitian=True) of a BVar is not lifted")
+    m, n = shape_of(a)[-2:]
+    if compute_uv and full_matrices and m != n:
+        raise NotImplementedError(
+            "numpy.linalg.svd of a rectangular BVar needs full_matrices=False (the extra "
+            "columns of U or V are arbitrary, so they have no gradient)"
+        )
+    return NP.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv)
+
+
+svd_p = prim(_svd, _svd_grad, name="svd", nondiff=(1, 2, 3))
+
+
+def _qr_grad(g: Any, y: Any, a: Any, mode: str = "reduced") -> Any:
+    q, r = y
+    gq, gr = g
+    m = r @ _mT(gr) - _mT(gq) @ q
+    b = gq + q @ (tril(m) + _mT(tril(m, -1)))
+    return _mT(np.linalg.solve(r, _mT(b)))
+
+
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    m, n = shape_of(a)[-2:]
+    if mode not in ("reduced", "complete", "r") or (mode == "complete" and m != n) or m < n:
+        raise NotImplementedError(
+            f"numpy.linalg.qr of a BVar supports mode 'reduced' or 'r' with rows >= columns "
+            f"(got mode={mode!r}, shape {shape_of(a)})"
+        )
+    return NP.linalg.qr(a, mode="reduced" if mode == "r" else mode)
+
+
+qr_p = prim(_qr, _qr_grad, name="qr", nondiff=(1,))
+
+
+@lift(np.linalg.qr)
+def _qr_lifted(a: Any, mode: str = "reduced") -> Any:
+    out = qr_p(a, mode)
+    return out[1] if mode == "r" else out
+
+
+# --------------------------------------------------------------------------------------
+# norm, matrix_power, multi_dot
+# --------------------------------------------------------------------------------------
+
+
+def _l2_grad(g: Any, y: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    s = shape_of(x)
+    return kept(g, s, axis, keepdims) * safe_quotient(x, kept(y, s, axis, keepdims))
+
+
+def _l2(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # NumPy's own norm: on an outer tape's BVar it records l2_p again, safe at 0.
+    return np.linalg.norm(x, None, axis, keepdims)
+
+
+l2_p = prim(_l2, _l2_grad, name="norm", nondiff=(1,))
+
+
+def _pnorm_grad(g: Any, y: Any, x: Any, p: float, axis: Any = None,
+                keepdims: bool = False) -> Any:  # fmt: skip
+    s = shape_of(x)
+    ax = np.abs(x)
+    nz = primal(ax) != 0
+    powered = np.where(nz, np.where(nz, ax, 1.0) ** (p - 1.0), 0.0)
+    return (
+        kept(g, s, axis, keepdims)
+        * np.sign(primal(x))
+        * safe_quotient(powered, kept(y, s, axis, keepdims) ** (p - 1.0))
+    )
+
+
+def _pnorm(x: Any, p: float, axis: Any = None, keepdims: bool = False) -> Any:
+    return np.linalg.norm(x, p, axis, keepdims)
+
+
+pnorm_p = prim(_pnorm, _pnorm_grad, name="norm", nondiff=(1, 2))
+
+
+@lift(np.linalg.norm)
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
+    nd = ndim_of(x)
+    if axis is None and ord is None:
+        return l2_p(x, None, keepdims)
+    if axis is None:
+        if nd not in (1, 2):
+            raise ValueError("Improper number of dimensions to norm.")
+        axis = tuple(range(nd))
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    axis = tuple(int(a) % nd for a in axis)
+    if len(axis) == 1:
+        if ord is None or ord == 2:
+            return l2_p(x, axis, keepdims)
+        if ord == 1:
+            return np.sum(np.abs(x), axis=axis, keepdims=keepdims)
+        if ord == np.inf:
+            return np.max(np.abs(x), axis=axis, keepdims=keepdims)
+        if ord == -np.inf:
+            return np.min(np.abs(x), axis=axis, keepdims=keepdims)
+        if ord == 0:
+            nonzero = (primal(x) != 0).astype(np.result_type(primal(x), 1.0))
+            return np.sum(nonzero, axis=axis, keepdims=keepdims)  # piecewise constant
+        return pnorm_p(x, float(ord), axis, keepdims)
+    if len(axis) != 2:
+        raise ValueError("Improper number of dimensions to norm.")
+    r, c = axis
+    if ord is None or ord == "fro":
+        return l2_p(x, axis, keepdims)
+    if ord in (1, -1, np.inf, -np.inf):
+        summed, other = (r, c) if ord in (1, -1) else (c, r)
+        col = np.sum(np.abs(x), axis=summed, keepdims=True)
+        out = (np.max if ord > 0 else np.min)(col, axis=other, keepdims=True)
+    elif ord in ("nuc", 2, -2):
+        s = np.linalg.svd(np.moveaxis(x, (r, c), (-2, -1)), compute_uv=False)
+        out = np.sum(s, axis=-1) if ord == "nuc" else (np.max if ord == 2 else np.min)(s, -1)
+        if keepdims:
+            out = reshape(out, tuple(1 if i in axis else n for i, n in enumerate(shape_of(x))))
+        return out
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    return out if keepdims else reshape(out, tuple(n for i, n in enumerate(shape_of(out))
+                                                    if i not in axis))  # fmt: skip
+
+
+@lift(np.linalg.matrix_power)
+def _matrix_power(a: Any, n: int) -> Any:
+    if n < 0:
+        a, n = np.linalg.inv(a), -n
+    if n == 0:
+        eye = np.eye(shape_of(a)[-1], dtype=np.result_type(primal(a)))
+        return np.broadcast_to(eye, shape_of(a)).copy()
+    result, base = None, a
+    while n:
+        if n & 1:
+            result = base if result is None else result @ base
+        n >>= 1
+        if n:
+            base = base @ base
+    return result
+
+
+@lift(np.linalg.multi_dot)
+def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    arrays = list(arrays)
+    result = arrays[0]
+    for m in arrays[1:]:
+        result = np.dot(result, m)
+    return result
+
+
+rules.FUNCTIONS.update({
+    np.linalg.inv: inv_p, np.linalg.pinv: pinv_p, np.linalg.det: det_p,
+    np.linalg.slogdet: slogdet_p, np.linalg.solve: solve_p, np.linalg.cholesky: cholesky_p,
+    np.linalg.eigh: eigh_p, np.linalg.svd: svd_p,
+})  # fmt: skip

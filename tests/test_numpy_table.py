@@ -1,0 +1,534 @@
+"""Every lifted NumPy function, table-driven: forward and dtype equal to NumPy's, gradient
+checked by ``check_grads`` (first order, and second order where twice differentiable).
+
+Shapes come from hypothesis (broadcasting, size-1 and empty axes, 0-d, Python floats);
+values are drawn uniformly from each function's domain with a hypothesis-chosen seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+
+import hetgrad
+import hetgrad.numpy as hnp
+from hetgrad.tree import flatten
+
+Shapes = Callable[[st.DataObject], tuple[tuple[int, ...], ...]]
+Params = Callable[[st.DataObject, tuple[tuple[int, ...], ...]], dict[str, Any]]
+
+
+def any_shape(min_side: int = 0, min_dims: int = 0, max_dims: int = 3) -> Shapes:
+    strat = array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=3)
+    return lambda data: (data.draw(strat),)
+
+
+def broadcast(n: int = 2, min_side: int = 0) -> Shapes:
+    strat = mutually_broadcastable_shapes(num_shapes=n, min_dims=0, max_dims=3,
+                                          min_side=min_side, max_side=3)  # fmt: skip
+    return lambda data: data.draw(strat).input_shapes
+
+
+def fixed(*shapes: tuple[int, ...]) -> Shapes:
+    return lambda data: shapes
+
+
+def no_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {}
+
+
+def reduce_params(keepdims: bool = True) -> Params:
+    def draw(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+        d = len(shapes[0])
+        if d == 0:
+            return {"axis": None, "keepdims": data.draw(st.booleans())}
+        axis = data.draw(st.one_of(
+            st.none(), st.integers(-d, d - 1),
+            st.lists(st.integers(0, d - 1), min_size=1, max_size=d, unique=True).map(tuple),
+        ))  # fmt: skip
+        return {"axis": axis, "keepdims": data.draw(st.booleans())} if keepdims else {"axis": axis}
+
+    return draw
+
+
+def int_axis(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    return {"axis": data.draw(st.one_of(st.none(), st.integers(-d, d - 1)) if d else st.none())}
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    fn: Callable[..., Any]
+    shapes: Shapes
+    params: Params = no_params
+    domains: tuple[tuple[float, float], ...] = ((-2.0, 2.0),)
+    order2: bool = True
+    make: Callable[[np.random.Generator, tuple[tuple[int, ...], ...], Any], list[Any]] | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+UNIT = ((-2.0, 2.0),)
+POS = ((0.2, 3.0),)
+
+
+def unary(name: str, fn: Callable[..., Any], domain: tuple[float, float] = (-2.0, 2.0),
+          order2: bool = True) -> Case:  # fmt: skip
+    return Case(name, fn, any_shape(), domains=(domain,), order2=order2)
+
+
+def binary(name: str, fn: Callable[..., Any], da: tuple[float, float] = (-2.0, 2.0),
+           db: tuple[float, float] = (-2.0, 2.0), order2: bool = True) -> Case:  # fmt: skip
+    return Case(name, fn, broadcast(), domains=(da, db), order2=order2)
+
+
+# -- generators of special inputs --------------------------------------------------------
+
+
+def square_matrices(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    (shape,) = shapes
+    n = shape[-1]
+    a = rng.uniform(-1.0, 1.0, shape) + 2.0 * n * np.eye(n) * rng.choice([-1.0, 1.0])
+    return [a.astype(dtype)]
+
+
+def spd_matrices(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    (shape,) = shapes
+    b = rng.uniform(-1.0, 1.0, shape)
+    return [(b @ np.swapaxes(b, -1, -2) + shape[-1] * np.eye(shape[-1])).astype(dtype)]
+
+
+def spread_matrices(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """Random matrices with well-separated singular values (for svd, qr, pinv)."""
+    (shape,) = shapes
+    m, n = shape[-2:]
+    k = min(m, n)
+    u = np.linalg.qr(rng.standard_normal(shape[:-2] + (m, m)))[0][..., :k]
+    v = np.linalg.qr(rng.standard_normal(shape[:-2] + (n, n)))[0][..., :k]
+    s = np.arange(k, 0, -1) * 1.5 + rng.uniform(0.0, 0.2, k)
+    return [((u * s) @ np.swapaxes(v, -1, -2)).astype(dtype)]
+
+
+def spd_symmetric_eigs(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """Symmetric matrices with well-separated eigenvalues."""
+    (shape,) = shapes
+    n = shape[-1]
+    q = np.linalg.qr(rng.standard_normal(shape))[0]
+    w = np.arange(n) * 1.5 - n + rng.uniform(0.0, 0.2, n)
+    return [((q * w) @ np.swapaxes(q, -1, -2)).astype(dtype)]
+
+
+def matrix_shape(square: bool = True, batch: bool = True, min_n: int = 1) -> Shapes:
+    def draw(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+        lead = data.draw(st.lists(st.integers(1, 2), max_size=1 if batch else 0).map(tuple))
+        m = data.draw(st.integers(min_n, 4))
+        n = m if square else data.draw(st.integers(1, 4))
+        return (lead + (m, n),)
+
+    return draw
+
+
+def tall_shape(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    n = data.draw(st.integers(1, 3))
+    return ((n + data.draw(st.integers(0, 2)), n),)
+
+
+# -- einsum, tensordot and matmul shapes ------------------------------------------------
+
+EINSUMS = {
+    "ij,jk->ik": ((2, 3), (3, 4)), "ij,ij->": ((2, 3), (2, 3)), "ii->i": ((3, 3),),
+    "ii": ((3, 3),), "i,j->ij": ((2,), (3,)), "...ij,...jk->...ik": ((2, 2, 3), (3, 1)),
+    "bij,bjk->bik": ((2, 2, 3), (2, 3, 2)), "ij->": ((2, 3),), "ij->j": ((2, 3),),
+    "ij,jk,kl->il": ((2, 3), (3, 2), (2, 2)), "iij->ij": ((2, 2, 3),), "ji": ((2, 3),),
+}  # fmt: skip
+
+
+def einsum_case(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return EINSUMS[data.draw(st.sampled_from(sorted(EINSUMS)))]
+
+
+def einsum_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"subscripts": next(k for k, v in EINSUMS.items() if v is shapes)}
+
+
+def matmul_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    k = data.draw(st.integers(1, 3))
+    kind = data.draw(st.sampled_from(["vv", "mv", "vm", "mm", "batch"]))
+    m, n = data.draw(st.integers(0, 3)), data.draw(st.integers(1, 3))
+    return {
+        "vv": ((k,), (k,)), "mv": ((m, k), (k,)), "vm": ((k,), (k, n)), "mm": ((m, k), (k, n)),
+        "batch": ((2, 1, m, k), (3, k, n)),
+    }[kind]  # fmt: skip
+
+
+def dot_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return data.draw(st.sampled_from([
+        ((), (3,)), ((2,), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 3), (3, 2)),
+        ((2, 2, 3), (3,)), ((2, 3), (2, 3, 2)), ((3,), (2, 3, 1)),
+    ]))  # fmt: skip
+
+
+def inner_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return data.draw(st.sampled_from([((), (3,)), ((3,), (3,)), ((2, 3), (3,)),
+                                      ((2, 3), (4, 3)), ((2, 2, 3), (2, 3))]))  # fmt: skip
+
+
+def tensordot_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return data.draw(st.sampled_from([((2, 3, 4), (3, 4, 2)), ((3, 2), (2, 3)), ((2,), (3,))]))
+
+
+def tensordot_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    a, b = shapes
+    if len(a) == 3:
+        return {"axes": data.draw(st.sampled_from([2, ([1, 2], [0, 1]), ([2, 1], [1, 0])]))}
+    if len(a) == 2:
+        return {"axes": data.draw(st.sampled_from([1, ([0], [1]), ([1, 0], [0, 1])]))}
+    return {"axes": 0}
+
+
+def same_but_axis(n: int = 2) -> Shapes:
+    def draw(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+        base = data.draw(array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=3))
+        ax = data.draw(st.integers(0, len(base) - 1))
+        out = []
+        for _ in range(n):
+            s = list(base)
+            s[ax] = data.draw(st.integers(0, 3))
+            out.append(tuple(s))
+        return tuple(out)
+
+    return draw
+
+
+def concat_axis(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    a, b = shapes
+    return {"axis": next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), 0)}
+
+
+def same_shapes(n: int = 2, min_dims: int = 0) -> Shapes:
+    def draw(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+        s = data.draw(array_shapes(min_dims=min_dims, max_dims=3, min_side=0, max_side=3))
+        return (s,) * n
+
+    return draw
+
+
+def axis_of(min_dims: int = 1, extra: int = 0) -> Params:
+    def draw(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+        d = len(shapes[0]) + extra
+        return {"axis": data.draw(st.integers(-d, d - 1))}
+
+    return draw
+
+
+def rows_of(shape: tuple[int, ...]) -> int:
+    return shape[0] if shape else 1
+
+
+def take_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    (s,) = shapes
+    axis = data.draw(st.one_of(st.none(), st.integers(0, len(s) - 1)))
+    n = int(np.prod(s)) if axis is None else s[axis]
+    idx = data.draw(st.lists(st.integers(-n, n - 1), min_size=0, max_size=5)) if n else []
+    return {"indices": np.array(idx, dtype=int), "axis": axis}
+
+
+def getitem_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    (s,) = shapes
+    n = s[0]
+    kind = data.draw(st.sampled_from(["slice", "ints", "mask", "newaxis", "ellipsis", "tuple"]))
+    if kind == "slice":
+        step = data.draw(st.sampled_from([1, 2, -1]))
+        key: Any = slice(data.draw(st.integers(-3, 3)), None, step)
+    elif kind == "ints":
+        key = np.array(data.draw(st.lists(st.integers(-n, n - 1), max_size=5)), dtype=int)
+    elif kind == "mask":
+        key = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    elif kind == "newaxis":
+        key = (None, slice(None), None)
+    elif kind == "ellipsis":
+        key = (Ellipsis, 0) if len(s) > 1 and s[-1] else (Ellipsis, None)
+    else:
+        key = (slice(None, None, -1), np.array([0, 0], dtype=int)) if len(s) > 1 and s[1] else 0
+    return {"key": key}
+
+
+def _getitem(x: Any, key: Any) -> Any:
+    return x[key]
+
+
+def transpose_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    return {"axes": data.draw(st.one_of(st.none(), st.permutations(list(range(d))).map(tuple)))}
+
+
+def two_axes(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    return {"a": data.draw(st.integers(-d, d - 1)), "b": data.draw(st.integers(-d, d - 1))}
+
+
+def squeeze_shape(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    s = data.draw(array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))
+    return (tuple(n for n in s) + (1,),)
+
+
+def norm_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    if d == 1 or data.draw(st.booleans()):
+        ord_ = data.draw(st.sampled_from([None, 1, 2, np.inf, -np.inf, 3, 0.5, 0]))
+        return {"ord": ord_, "axis": data.draw(st.integers(-d, d - 1)),
+                "keepdims": data.draw(st.booleans())}  # fmt: skip
+    ord_ = data.draw(st.sampled_from([None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf]))
+    return {"ord": ord_, "axis": (d - 2, d - 1), "keepdims": data.draw(st.booleans())}
+
+
+def pad_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    width = data.draw(st.one_of(st.integers(0, 2), st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=d, max_size=d)))  # fmt: skip
+    mode = data.draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]))
+    return {"pad_width": width, "mode": mode}
+
+
+def matrix_power_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"n": data.draw(st.integers(-2, 4))}
+
+
+def svd_loss(a: Any) -> Any:
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    w = np.cos(np.arange(u.size)).reshape(u.shape)
+    c = np.linspace(0.5, 1.5, s.shape[-1])
+    return np.sum(w * u * u) + np.sum(s * c) + np.sum((u * c) @ vh) + np.sum(vh * vh)
+
+
+def eigh_loss(a: Any) -> Any:
+    w, v = np.linalg.eigh(a)
+    c = np.linspace(0.5, 1.5, w.shape[-1])
+    return (
+        np.sum(w * c)
+        + np.sum(np.cos(np.arange(v.size)).reshape(v.shape) * v * v)
+        + np.sum((v * c) @ np.swapaxes(v, -1, -2) * np.arange(v.size).reshape(v.shape))
+    )
+
+
+def qr_loss(a: Any) -> Any:
+    q, r = np.linalg.qr(a)
+    return np.sum(q * np.cos(np.arange(q.size)).reshape(q.shape)) + np.sum(r * r * 0.3)
+
+
+def lstsq_loss(a: Any, b: Any) -> Any:
+    x, res, rank, s = np.linalg.lstsq(a, b)
+    return np.sum(x * x) + np.sum(res) + np.sum(s)
+
+
+def slogdet_loss(a: Any) -> Any:
+    sign, logdet = np.linalg.slogdet(a)
+    return np.sum(logdet * 1.5)
+
+
+def cross_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return data.draw(st.sampled_from([((3,), (3,)), ((2, 3), (3,)), ((2, 3), (1, 3)),
+                                      ((4, 3), (4, 3))]))  # fmt: skip
+
+
+def stack_of(fn: Callable[..., Any], **kw: Any) -> Callable[..., Any]:
+    return lambda *xs, **params: fn(list(xs), **kw, **params)
+
+
+CASES: list[Case] = [
+    # elementwise
+    unary("negative", np.negative), unary("positive", np.positive),
+    unary("square", np.square), unary("sqrt", np.sqrt, (0.2, 3.0)),
+    unary("cbrt", np.cbrt, (0.2, 3.0)), unary("reciprocal", np.reciprocal, (0.5, 3.0)),
+    unary("abs", np.abs), unary("absolute", np.absolute), unary("sign", np.sign),
+    unary("exp", np.exp), unary("exp2", np.exp2), unary("expm1", np.expm1),
+    unary("log", np.log, (0.2, 3.0)), unary("log2", np.log2, (0.2, 3.0)),
+    unary("log10", np.log10, (0.2, 3.0)), unary("log1p", np.log1p, (-0.5, 3.0)),
+    unary("sin", np.sin), unary("cos", np.cos), unary("tan", np.tan, (-1.2, 1.2)),
+    unary("arcsin", np.arcsin, (-0.9, 0.9)), unary("arccos", np.arccos, (-0.9, 0.9)),
+    unary("arctan", np.arctan), unary("sinh", np.sinh), unary("cosh", np.cosh),
+    unary("tanh", np.tanh), unary("arcsinh", np.arcsinh), unary("arccosh", np.arccosh, (1.2, 3.0)),
+    unary("arctanh", np.arctanh, (-0.9, 0.9)), unary("floor", np.floor), unary("ceil", np.ceil),
+    unary("rint", np.rint), unary("round", np.round), unary("around", np.around),
+    binary("add", np.add), binary("subtract", np.subtract), binary("multiply", np.multiply),
+    binary("divide", np.divide, db=(0.5, 2.0)),
+    binary("true_divide", np.true_divide, db=(0.5, 2.0)),
+    binary("power", np.power, da=(0.5, 2.0)), binary("float_power", np.float_power, da=(0.5, 2.0)),
+    binary("operator **", lambda a, b: a ** b, da=(0.5, 2.0)),
+    binary("arctan2", np.arctan2, da=(0.5, 2.0)), binary("hypot", np.hypot),
+    binary("maximum", np.maximum), binary("minimum", np.minimum),
+    binary("fmax", np.fmax), binary("fmin", np.fmin),
+    binary("logaddexp", np.logaddexp), binary("logaddexp2", np.logaddexp2),
+    Case("where", lambda c, a, b: np.where(c > 0, a, b), broadcast(3)),
+    Case("clip", lambda a: np.clip(a, -0.5, 0.7), any_shape()),
+    Case("clip arrays", lambda a, lo, hi: np.clip(a, lo, hi + 1.0), broadcast(3)),
+    # reductions
+    Case("sum", np.sum, any_shape(), reduce_params()),
+    Case("mean", np.mean, any_shape(min_side=1), reduce_params()),
+    Case("prod", np.prod, any_shape(), reduce_params()),
+    Case("max", np.max, any_shape(min_side=1), reduce_params()),
+    Case("min", np.min, any_shape(min_side=1), reduce_params()),
+    Case("amax", np.amax, any_shape(min_side=1), reduce_params()),
+    Case("amin", np.amin, any_shape(min_side=1), reduce_params()),
+    Case("var", np.var, any_shape(min_side=1), reduce_params()),
+    Case("std", np.std, any_shape(min_side=1), reduce_params()),
+    Case("var ddof=1", lambda a: np.var(a, axis=-1, ddof=1), any_shape(min_side=2, min_dims=1)),
+    Case("cumsum", np.cumsum, any_shape(), int_axis),
+    Case("cumprod", np.cumprod, any_shape(), int_axis),
+    Case("trace", np.trace, any_shape(min_dims=2), no_params),
+    Case("trace offset", lambda a: np.trace(a, offset=1, axis1=-1, axis2=0),
+         any_shape(min_dims=2)),
+    Case("logsumexp", hnp.logsumexp, any_shape(min_side=1), reduce_params()),
+    # shapes
+    Case("reshape", lambda a: np.reshape(a, (-1,)), any_shape()),
+    Case("ravel", np.ravel, any_shape()),
+    Case("transpose", np.transpose, any_shape(), transpose_params),
+    Case(".T", lambda a: a.T, any_shape(min_dims=1)),
+    Case("swapaxes", lambda x, a, b: np.swapaxes(x, a, b),
+         any_shape(min_dims=1), lambda d, s: {"a": two_axes(d, s)["a"], "b": two_axes(d, s)["b"]}),
+    Case("moveaxis", lambda x, a, b: np.moveaxis(x, a, b), any_shape(min_dims=1), two_axes),
+    Case("expand_dims", np.expand_dims, any_shape(), axis_of(extra=1)),
+    Case("squeeze", np.squeeze, squeeze_shape),
+    Case("broadcast_to", lambda a: np.broadcast_to(a, (2,) + np.shape(a)), any_shape()),
+    Case("concatenate", lambda a, b, axis: np.concatenate([a, b], axis=axis), same_but_axis(),
+         concat_axis),
+    Case("concatenate None", lambda a, b: np.concatenate([a, b], axis=None), broadcast()),
+    Case("stack", stack_of(np.stack), same_shapes(3), axis_of(extra=1)),
+    Case("hstack", stack_of(np.hstack), same_shapes(2)),
+    Case("vstack", stack_of(np.vstack), same_shapes(2)),
+    Case("hnp.array", lambda a, b: hnp.array([a, b, np.ones(np.shape(a))]), same_shapes(2)),
+    Case("split", lambda a: np.split(a, 2, axis=-1),
+         lambda d: ((3, d.draw(st.sampled_from([0, 2, 4]))),)),
+    Case("array_split", lambda a, n: np.array_split(a, n), any_shape(min_dims=1),
+         lambda d, s: {"n": d.draw(st.integers(1, 4))}),
+    Case("tile", lambda a, reps: np.tile(a, reps), any_shape(),
+         lambda d, s: {"reps": d.draw(st.one_of(
+             st.integers(1, 3), st.lists(st.integers(1, 2), max_size=3).map(tuple)))}),
+    Case("repeat", lambda a, r: np.repeat(a, r), any_shape(),
+         lambda d, s: {"r": d.draw(st.integers(0, 3))}),
+    Case("repeat axis", lambda a: np.repeat(a, [1, 0, 2], axis=0), lambda d: ((3, 2),)),
+    Case("flip", np.flip, any_shape(), int_axis),
+    Case("roll", lambda a, shift, axis: np.roll(a, shift, axis), any_shape(),
+         lambda d, s: {"shift": d.draw(st.integers(-3, 3)), **int_axis(d, s)}),
+    Case("pad", np.pad, any_shape(min_side=1, min_dims=1), pad_params),
+    Case("take", lambda a, indices, axis: np.take(a, indices, axis), any_shape(min_dims=1),
+         take_params),
+    Case("diag 1-d", lambda v, k: np.diag(v, k), any_shape(min_dims=1, max_dims=1),
+         lambda d, s: {"k": d.draw(st.integers(-2, 2))}),
+    Case("diag 2-d", lambda v, k: np.diag(v, k), any_shape(min_dims=2, max_dims=2),
+         lambda d, s: {"k": d.draw(st.integers(-2, 2))}),
+    Case("diagonal", lambda a: np.diagonal(a, 1, -1, 0), any_shape(min_dims=2)),
+    Case("triu", lambda a, k: np.triu(a, k), any_shape(min_dims=2),
+         lambda d, s: {"k": d.draw(st.integers(-2, 2))}),
+    Case("tril", lambda a, k: np.tril(a, k), any_shape(min_dims=2),
+         lambda d, s: {"k": d.draw(st.integers(-2, 2))}),
+    Case("getitem", _getitem, any_shape(min_dims=1, min_side=1), getitem_params),
+    Case("sort", np.sort, any_shape(), int_axis),
+    Case("take_along_axis", lambda a: np.take_along_axis(a, np.argsort(hetgrad.stop_gradient(a),
+         axis=0)[::-1], axis=0), any_shape(min_dims=1)),
+    # products
+    Case("matmul", np.matmul, matmul_shapes), Case("@", lambda a, b: a @ b, matmul_shapes),
+    Case("dot", np.dot, dot_shapes), Case("vdot", np.vdot, same_shapes(2)),
+    Case("inner", np.inner, inner_shapes),
+    Case("outer", np.outer, broadcast()),
+    Case("tensordot", np.tensordot, tensordot_shapes, tensordot_params),
+    Case("einsum", lambda *xs, subscripts: np.einsum(subscripts, *xs), einsum_case,
+         einsum_params),
+    Case("kron", np.kron, broadcast()),
+    Case("cross", np.cross, cross_shapes),
+    # linear algebra
+    Case("inv", np.linalg.inv, matrix_shape(), make=square_matrices),
+    Case("det", np.linalg.det, matrix_shape(), make=square_matrices),
+    Case("slogdet", slogdet_loss, matrix_shape(), make=square_matrices),
+    Case("solve vector", lambda a, b: np.linalg.solve(a, b), fixed((3, 3), (3,)),
+         make=lambda r, s, t: square_matrices(r, s[:1], t) + [r.uniform(-1, 1, 3).astype(t)]),
+    Case("solve matrix", lambda a, b: np.linalg.solve(a, b), fixed((2, 3, 3), (3, 2)),
+         make=lambda r, s, t: square_matrices(r, s[:1], t) + [r.uniform(-1, 1, (3, 2)).astype(t)]),
+    Case("cholesky", np.linalg.cholesky, matrix_shape(), make=spd_matrices),
+    Case("eigh", eigh_loss, matrix_shape(), make=spd_symmetric_eigs),
+    Case("eigvalsh", np.linalg.eigvalsh, matrix_shape(), make=spd_symmetric_eigs),
+    Case("svd", svd_loss, matrix_shape(square=False), make=spread_matrices),
+    Case("svd values", lambda a: np.linalg.svd(a, compute_uv=False), matrix_shape(square=False),
+         make=spread_matrices),
+    Case("qr", qr_loss, tall_shape, make=spread_matrices),
+    Case("pinv", np.linalg.pinv, matrix_shape(square=False, batch=False), make=spread_matrices),
+    Case("lstsq", lstsq_loss, fixed((4, 2), (4,)),
+         make=lambda r, s, t: spread_matrices(r, s[:1], t) + [r.uniform(-1, 1, 4).astype(t)]),
+    Case("norm", np.linalg.norm, any_shape(min_dims=1, max_dims=2, min_side=1), norm_params),
+    Case("norm default", np.linalg.norm, any_shape(min_side=0)),
+    Case("matrix_power", np.linalg.matrix_power, matrix_shape(), matrix_power_params,
+         make=square_matrices),
+    Case("multi_dot", lambda a, b, c: np.linalg.multi_dot([a, b, c]), fixed((2, 3), (3, 3), (3,))),
+    # constructors with BVar arguments
+    Case("hnp.full", lambda c: hnp.full((2, 3), c), fixed(())),
+    Case("hnp.full_like", lambda a, c: hnp.full_like(a, c), fixed((2, 2), ())),
+    Case("linspace", lambda a, b: np.linspace(a, b, 5), fixed((), ())),
+    Case("zeros_like", lambda a: np.zeros_like(a) + a, any_shape()),
+    Case("ones_like", lambda a: np.ones_like(a) * a, any_shape()),
+]  # fmt: skip
+
+FIRST_ORDER_ONLY = {"sign", "floor", "ceil", "rint", "round", "around"}
+
+
+def draw_inputs(case: Case, data: st.DataObject, dtype: Any) -> tuple[list[Any], dict[str, Any]]:
+    shapes = case.shapes(data)
+    params = case.params(data, shapes)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    if case.make is not None:
+        return case.make(rng, shapes, dtype), params
+    args: list[Any] = []
+    for k, s in enumerate(shapes):
+        lo, hi = case.domains[min(k, len(case.domains) - 1)]
+        x = rng.uniform(lo, hi, s).astype(dtype)
+        if s == () and dtype == np.float64 and data.draw(st.booleans()):
+            x = float(x)  # Python floats take the math fast paths
+        args.append(x)
+    return args, params
+
+
+def _close(got: Any, want: Any, dtype: Any) -> None:
+    gl, gtd = flatten(got)
+    wl, wtd = flatten(want)
+    assert gtd.same_structure(wtd), (gtd, wtd)
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    for g, w in zip(gl, wl):
+        assert np.result_type(g) == np.result_type(w), (np.result_type(g), np.result_type(w))
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_lifted_function(case: Case, data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]))
+    args, params = draw_inputs(case, data, dtype)
+
+    def f(*xs: Any) -> Any:
+        return case.fn(*xs, **params)
+
+    want = f(*args)
+    got, pullback = hetgrad.vjp(f, *args)  # the BVar path
+    _close(got, want, dtype)
+    hetgrad.check_grads(f, *args, rtol=1e-4, atol=1e-6)
+
+
+SECOND_ORDER = [c for c in CASES if c.order2 and c.name not in FIRST_ORDER_ONLY]
+
+
+@pytest.mark.parametrize("case", SECOND_ORDER, ids=str)
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_lifted_function_second_order(case: Case, data: st.DataObject) -> None:
+    args, params = draw_inputs(case, data, np.float64)
+    hetgrad.check_grads(lambda *xs: case.fn(*xs, **params), *args, order=2, rtol=1e-4,
+                        atol=1e-5)  # fmt: skip
