@@ -1,8 +1,10 @@
-"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME ...]``.
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME ...] [--peers]``.
 
 Runs every ``benchmarks/bench_*.py`` module in this process, prints Markdown tables of
 times and ratios to the hand-written baseline, and writes ``benchmarks/results/latest.json``
 and ``benchmarks/results/latest.md`` with the machine, versions and thread settings.
+With ``--peers`` it first creates (or reuses) ``benchmarks/.venv-peers`` with hetgrad and the
+peers (autograd, PyTorch, JAX, micrograd) and re-runs itself there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pkgutil  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -29,18 +32,48 @@ from .harness import Report  # noqa: E402
 HERE = Path(__file__).parent
 
 
-def environment() -> dict[str, str]:
+def keep_freed_memory() -> str:
+    """Stop glibc returning freed memory to the kernel after every large array; say what was set.
+
+    With glibc's defaults, arrays of a few MB are mmap'd or trimmed away when freed, so the
+    next one page-faults its memory in again: on this machine (a VM with costly page faults)
+    ``W - 0.02 * G`` on two 784x300 arrays takes 3.1 ms instead of 0.15 ms.  That cost would
+    swamp every large-array workload and depends on the order of allocations, so the suite
+    keeps freed memory in the process for all implementations alike.
+    """
+    if platform.system() != "Linux":
+        return "system default"
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = (libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
+              and libc.mallopt(m_top_pad, 16 << 20))  # fmt: skip
+    except (OSError, AttributeError):
+        return "system default"
+    return "glibc, mmap threshold 32 MiB, no trimming" if ok else "system default"
+
+
+def environment(malloc: str = "system default") -> dict[str, str]:
     info = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "blas threads": os.environ.get("OPENBLAS_NUM_THREADS", "?"),
+        "malloc": malloc,
         "date": time.strftime("%Y-%m-%d"),
     }
-    for peer in ("autograd", "torch", "jax"):
-        mod = sys.modules.get(peer)
-        if mod is not None:
-            info[peer] = getattr(mod, "__version__", "?")
+    for peer in ("autograd", "torch", "jax", "micrograd"):
+        if peer in sys.modules:
+            try:
+                info[peer] = metadata.version(peer)
+            except metadata.PackageNotFoundError:
+                info[peer] = getattr(sys.modules[peer], "__version__", "?")
+    if "torch" in sys.modules:
+        info["torch threads"] = str(sys.modules["torch"].get_num_threads())
+    if "jax" in sys.modules:
+        info["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
     return info
 
 
@@ -49,16 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer sizes, shorter timings")
     parser.add_argument("--only", nargs="*", default=None, help="run only these modules")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results")
+    parser.add_argument("--peers", action="store_true",
+                        help="re-run inside benchmarks/.venv-peers with the peers installed")
     args = parser.parse_args(argv)
+    if args.peers:
+        from .peers import rerun_inside
+
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--peers"]
+        return rerun_inside(rest)
     names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
     if args.only:
         names = [n for n in names if n in args.only or n.removeprefix("bench_") in args.only]
+    malloc = keep_freed_memory()
     report = Report()
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         print(f"running {name} ...", flush=True)
         module.run(report, args.quick)
-    env = environment()
+    env = environment(malloc)
     header = "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items())
     md = header + "\n\n" + report.markdown()
     print("\n" + md)

@@ -76,19 +76,29 @@ class Report:
         out = []
         groups = list(dict.fromkeys(r["group"] for r in self.rows))
         for g in groups:
+            rows = [r for r in self.rows if r["group"] == g]
+            # A row with unit="bytes" holds a size in its "seconds" field (peak memory).
+            in_bytes = any(r.get("unit") == "bytes" for r in rows)
             out.append(f"### {g}\n")
-            out.append("| workload | implementation | time | ratio to baseline |")
+            out.append(f"| workload | implementation | {'peak' if in_bytes else 'time'} "
+                       "| ratio to baseline |")  # fmt: skip
             out.append("|---|---|---:|---:|")
-            for r in self.rows:
-                if r["group"] == g:
-                    out.append(
-                        f"| {r['workload']} | {r['impl']} | {format_time(r['seconds'])} | "
-                        f"{r['ratio']:.2f}x |"
-                    )
+            for r in rows:
+                value = r["seconds"]
+                shown = format_bytes(value) if r.get("unit") == "bytes" else format_time(value)
+                out.append(
+                    f"| {r['workload']} | {r['impl']} | {shown} | {r['ratio']:.2f}x |"
+                )
             out.append("")
         if self.notes:
             out.extend(["Notes:", ""] + [f"- {n}" for n in self.notes] + [""])
         return "\n".join(out)
+
+
+def format_bytes(n: float) -> str:
+    if n < 1 << 20:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1 << 20):.2f} MiB"
 
 
 def format_time(s: float) -> str:

@@ -1,0 +1,124 @@
+"""Shared pieces of the benchmark modules: the optional peers, adaptive timing, checks.
+
+Peers (HIPS autograd, PyTorch, JAX, micrograd) are imported only when a benchmark asks for
+them; one that cannot be imported is skipped, with the reason printed and noted in the
+results.  They are configured for a fair comparison on the CPU: float64, one thread
+(``torch.set_num_threads(1)``; XLA's CPU thread pool limited to one thread), and JAX's
+64-bit mode on.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .harness import Report, measure
+
+_loaded: dict[str, ModuleType | None] = {}
+_skipped: dict[str, str] = {}
+
+
+def peer(name: str, report: Report | None = None) -> ModuleType | None:
+    """The peer module ``name`` configured for the suite, or None (reason printed once)."""
+    if name in _loaded:
+        return _loaded[name]
+    mod: ModuleType | None
+    try:
+        mod = _import(name)
+    except Exception as e:  # ImportError, or a broken install raising something else
+        mod = None
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        _skipped[name] = reason
+        print(f"  skipping peer {name}: cannot import it ({reason}); "
+              "run `python -m benchmarks --peers` to install the peers", flush=True)  # fmt: skip
+        if report is not None:
+            report.note(f"peer {name} skipped: cannot import it ({reason})")
+    _loaded[name] = mod
+    return mod
+
+
+def _import(name: str) -> ModuleType:
+    if name == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # only allowed before any parallel work; fine if already set
+            pass
+        return torch
+    if name == "jax":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        os.environ.setdefault(
+            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        return jax
+    if name == "autograd":
+        import autograd
+
+        return autograd
+    if name == "micrograd":
+        import micrograd.engine
+        import micrograd.nn  # noqa: F401
+
+        return micrograd
+    raise ValueError(f"unknown peer {name}")
+
+
+def skipped() -> dict[str, str]:
+    return dict(_skipped)
+
+
+def measure_auto(fn: Callable[[], Any], *, quick: bool = False) -> float:
+    """:func:`measure` with fewer repeats for slow calls (one call is timed first).
+
+    A call over 3 s is timed once (that first call, which then includes any warm-up).
+    """
+    enabled = gc.isenabled()
+    gc.disable()  # as in every timed batch of the harness
+    try:
+        start = time.perf_counter()
+        fn()
+        once = time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+    if once > 3.0:
+        return once
+    if once > 0.3:
+        return measure(fn, min_time=0.0, repeat=3, warmup=0)
+    if quick:
+        return measure(fn, min_time=0.02, repeat=3, warmup=1)
+    return measure(fn)
+
+
+def check_close(what: str, expected: Iterable[Any], got: Iterable[Any], *, rtol: float = 1e-7,
+                atol: float = 1e-10) -> None:  # fmt: skip
+    """Raise unless every array of ``got`` equals the corresponding one of ``expected``."""
+    expected, got = list(expected), list(got)
+    if len(expected) != len(got):
+        raise AssertionError(f"{what}: {len(got)} arrays, expected {len(expected)}")
+    for k, (e, g) in enumerate(zip(expected, got)):
+        e, g = np.asarray(e, dtype=float), np.asarray(g, dtype=float)
+        if e.shape != g.shape or not np.allclose(e, g, rtol=rtol, atol=atol):
+            worst = np.max(np.abs(e - g)) if e.shape == g.shape else "shape"
+            raise AssertionError(
+                f"{what}: array {k} differs from the hand-written result (max error {worst}); "
+                "refusing to time a wrong computation"
+            )
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A peer's array (torch tensor, JAX array, autograd/NumPy value) as a NumPy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().numpy()
+    return np.asarray(x, dtype=float)
