@@ -469,10 +469,15 @@ class _Item(_LensStep):
         return None
 
     def vget(self, s: Any) -> Any:
-        if type(s) is TreeVar:
-            i = self._position(s)
-            if i is not None:
-                return s._children[i]
+        if type(s) is TreeVar:  # _position inlined: this is the hot path of view_var
+            f = _families.get(s._container) or family(s)
+            if f is SEQUENCE and self._int:
+                return s._children[self.key]
+            if f is MAPPING and self._hashable:
+                lookup = s._lookup
+                i = s._index_of(self.key) if lookup is None else lookup.get(self.key)
+                if i is not None:
+                    return s._children[i]
             return s.split()[self.key]
         if isinstance(s, BVar):
             return s[self.key] if _is_numeric(s) else self.leaf_view(s)
