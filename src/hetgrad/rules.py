@@ -397,7 +397,8 @@ def _fmax_split(a: Any, b: Any, first: bool) -> Any:
 
 def _logaddexp_weight(x: Any, y: Any, base_exp: Callable[[Any], Any]) -> Any:
     """``exp(x - y)``: the share of ``x`` in ``y = logaddexp(x, .)``; 1/2 where undefined."""
-    d = x - y
+    with np.errstate(invalid="ignore"):
+        d = x - y
     pd = primal(d)
     if type(pd) is float:
         return base_exp(d) if pd == pd else 0.5

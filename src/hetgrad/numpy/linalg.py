@@ -268,15 +268,15 @@ l2_p = prim(_l2, _l2_grad, name="norm", nondiff=(1,))
 
 def _pnorm_grad(g: Any, y: Any, x: Any, p: float, axis: Any = None,
                 keepdims: bool = False) -> Any:  # fmt: skip
+    # sign(x) |x|^(p-1) / ||x||^(p-1), with 0 where x or the norm is 0
     s = shape_of(x)
     ax = np.abs(x)
     nz = primal(ax) != 0
     powered = np.where(nz, np.where(nz, ax, 1.0) ** (p - 1.0), 0.0)
-    return (
-        kept(g, s, axis, keepdims)
-        * np.sign(primal(x))
-        * safe_quotient(powered, kept(y, s, axis, keepdims) ** (p - 1.0))
-    )
+    yk = kept(y, s, axis, keepdims)
+    pos = primal(yk) > 0
+    scale = np.where(pos, 1.0 / np.where(pos, yk, 1.0) ** (p - 1.0), 0.0)
+    return kept(g, s, axis, keepdims) * np.sign(primal(x)) * powered * scale
 
 
 def _pnorm(x: Any, p: float, axis: Any = None, keepdims: bool = False) -> Any:

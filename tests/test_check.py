@@ -1,0 +1,103 @@
+"""check_grads: passes correct gradients over any structure, and fails wrong ones naming
+the leaf path with the largest discrepancy."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hetgrad
+from hetgrad.tape import primal
+
+
+@dataclasses.dataclass
+class Layer:
+    w: np.ndarray
+    b: float
+    name: str = dataclasses.field(default="dense", metadata={"static": True})
+
+
+def _bad_square() -> hetgrad.Primitive:
+    p = hetgrad.primitive(lambda x: x * x)
+    p.defvjp(lambda g, ans, x: 2.1 * x * g)  # deliberately wrong: 2.1 instead of 2
+    return p
+
+
+def _first_order_only_square() -> hetgrad.Primitive:
+    p = hetgrad.primitive(lambda x: x * x)
+    # right value, but built from the primal, so its own derivative is lost (zero)
+    p.defvjp(lambda g, ans, x: g * 2.0 * primal(x))
+    return p
+
+
+def test_passes_on_mixed_structures_and_skips_static_leaves() -> None:
+    def f(layer: Layer, extra: dict[str, Any], n: int) -> Any:
+        h = np.tanh(layer.w @ extra["x"] + layer.b) ** n
+        return np.sum(h) * extra["scale"][0] + len(layer.name)
+
+    layer = Layer(np.arange(6.0).reshape(2, 3) / 10, 0.5)
+    extra = {"x": np.array([1.0, -1.0, 0.5]), "scale": [2.0, "label"], "tag": None}
+    hetgrad.check_grads(f, layer, extra, 2, order=2)
+
+
+def test_float32_inputs_are_checked_in_float64() -> None:
+    x = np.linspace(0.1, 1.0, 5, dtype=np.float32)
+    hetgrad.check_grads(lambda v: np.sum(np.exp(v) * v), x, rtol=1e-6)
+
+
+def test_non_scalar_outputs_are_projected() -> None:
+    hetgrad.check_grads(lambda x: (np.sin(x), {"c": x * x}), np.array([0.1, 0.2, 0.3]), order=2)
+
+
+def test_a_wrong_pullback_fails_and_names_the_path() -> None:
+    bad = _bad_square()
+
+    def f(p: dict[str, Any]) -> Any:
+        return np.sum(p["good"] ** 2) + np.sum(bad(p["layers"][1].w))
+
+    params = {"good": np.ones(2), "layers": [Layer(np.ones(2), 1.0), Layer(np.ones(3), 2.0)]}
+    with pytest.raises(AssertionError) as info:
+        hetgrad.check_grads(f, params)
+    msg = str(info.value)
+    assert "args[0]['layers'][1].w" in msg
+    assert "good" not in msg
+    ad, fd = (float(v) for v in re.findall(r"gives? (-?[\d.e+-]+)", msg))
+    assert ad == pytest.approx(1.05 * fd, rel=1e-6)  # both values reported
+
+
+def test_the_worst_leaf_is_named() -> None:
+    bad = _bad_square()
+
+    def f(a: float, b: float) -> Any:
+        return bad(a) + bad(b)
+
+    with pytest.raises(AssertionError, match=r"args\[1\]"):
+        hetgrad.check_grads(f, 0.1, 10.0)  # b's error is 100 times larger
+
+
+def test_order_two_catches_a_rule_that_is_not_differentiable() -> None:
+    sq = _first_order_only_square()
+    hetgrad.check_grads(lambda x: np.sum(sq(x)), np.array([1.0, 2.0]))  # first order is fine
+    with pytest.raises(AssertionError, match=r"gradient of the gradient at args\[0\]"):
+        hetgrad.check_grads(lambda x: np.sum(sq(x)), np.array([1.0, 2.0]), order=2)
+
+
+def test_tolerances_and_rng() -> None:
+    bad = _bad_square()
+    hetgrad.check_grads(lambda x: bad(x), 1.0, rtol=0.1)  # 5% off passes a 10% tolerance
+    with pytest.raises(AssertionError):
+        hetgrad.check_grads(lambda x: bad(x), 1.0, rtol=0.01)
+    for rng in (1, np.random.default_rng(2)):
+        hetgrad.check_grads(lambda x: np.sum(np.cos(x)), np.array([0.3, 0.4]), rng=rng)
+
+
+def test_order_three() -> None:
+    hetgrad.check_grads(lambda x: np.sum(np.sin(x) * np.exp(x)), np.array([0.2, -0.4]), order=3)
+
+
+def test_nothing_to_check() -> None:
+    hetgrad.check_grads(lambda n, s: float(n) * 2.0, 3, "text")  # no float leaf: passes

@@ -1,0 +1,192 @@
+"""hetgrad.numpy beyond the table: dispatch, indexing that accumulates, zeros in prod and
+cumprod, ties, constructors, building BVars from lists, and clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hetgrad
+import hetgrad.numpy as hnp
+from hetgrad import rules
+
+
+def test_same_objects_as_numpy_and_fallthrough() -> None:
+    assert hnp.sin is np.sin and hnp.sum is np.sum and hnp.linalg.svd is np.linalg.svd
+    assert hnp.pi == np.pi and hnp.newaxis is None
+    assert hnp.fft is np.fft  # not lifted: NumPy's own
+
+
+def test_every_exported_function_is_registered_or_a_constructor() -> None:
+    constructors = {"arange", "empty", "eye", "identity", "ones", "zeros", "array", "asarray",
+                    "full", "full_like", "logsumexp", "safe_where", "linalg"}  # fmt: skip
+    for name in hnp.__all__:
+        obj = getattr(hnp, name)
+        if name in constructors or not callable(obj) or isinstance(obj, type):
+            continue
+        assert (
+            obj in rules.UFUNCS
+            or obj in rules.FUNCTIONS
+            or obj in (rules.PIECEWISE_CONSTANT_UFUNCS)
+        ), name
+    for name in hnp.linalg.__all__:
+        obj = getattr(hnp.linalg, name)
+        if name not in ("LinAlgError", "eig", "eigvals", "cond", "matrix_rank"):
+            assert obj in rules.FUNCTIONS, name
+
+
+def test_plain_numpy_dispatches_on_bvars() -> None:
+    def f(x: Any) -> Any:
+        return np.sum(np.exp2(x) * np.arctan(x)) + np.max(np.cumsum(x))
+
+    x = np.array([0.1, -0.2, 0.3])
+    hetgrad.check_grads(f, x, order=2)
+
+
+def test_repeated_integer_indices_accumulate() -> None:
+    g = hetgrad.grad_bp(lambda x: np.sum(x[[0, 0, 2]]), np.arange(4.0))
+    np.testing.assert_array_equal(g, [2.0, 0.0, 1.0, 0.0])
+    g = hetgrad.grad_bp(lambda x: np.sum(np.take(x, [1, 1, 1])), np.arange(4.0))
+    np.testing.assert_array_equal(g, [0.0, 3.0, 0.0, 0.0])
+    g = hetgrad.grad_bp(lambda x: np.sum(x[[0, 0], [1, 1]] * np.array([2.0, 3.0])), np.ones((2, 2)))
+    np.testing.assert_array_equal(g, [[0.0, 5.0], [0.0, 0.0]])
+
+
+def test_masks_none_and_ellipsis() -> None:
+    x = np.arange(6.0).reshape(2, 3)
+    g = hetgrad.grad_bp(lambda v: np.sum(v[v > 2.0] ** 2), x)
+    np.testing.assert_array_equal(g, np.where(x > 2.0, 2 * x, 0.0))
+    g = hetgrad.grad_bp(lambda v: np.sum(v[None, ..., 1:] * 3.0), x)
+    np.testing.assert_array_equal(g, [[0.0, 3.0, 3.0], [0.0, 3.0, 3.0]])
+
+
+@pytest.mark.parametrize("x", [[2.0, 0.0, 3.0], [0.0, 0.0, 3.0], [0.0, 5.0]])
+def test_prod_with_zeros(x: list[float]) -> None:
+    a = np.array(x)
+    g = hetgrad.grad_bp(np.prod, a)
+    want = [np.prod(np.delete(a, i)) for i in range(len(a))]
+    np.testing.assert_array_equal(g, want)
+    hetgrad.check_grads(np.prod, a, order=2)
+    hetgrad.check_grads(lambda v: np.prod(v.reshape(1, -1), axis=1), a, order=2)
+
+
+def test_cumprod_with_zeros() -> None:
+    a = np.array([[1.5, 0.0, 2.0, 3.0], [0.0, 1.0, 0.0, 2.0]])
+    hetgrad.check_grads(lambda v: np.cumprod(v, axis=1), a, order=2)
+    hetgrad.check_grads(np.cumprod, a, order=2)
+
+
+def test_max_ties_share_the_gradient() -> None:
+    g = hetgrad.grad_bp(np.max, np.array([1.0, 3.0, 3.0, 2.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.5, 0.5, 0.0])
+    g = hetgrad.grad_bp(lambda m: np.sum(np.min(m, axis=0)), np.array([[1.0, 2.0], [1.0, 0.0]]))
+    np.testing.assert_array_equal(g, [[0.5, 0.0], [0.5, 1.0]])
+    g = hetgrad.grad_bp(lambda a: np.maximum(a, 1.0), 1.0)
+    assert g == 0.5
+
+
+def test_std_and_hypot_at_degenerate_points_are_zero() -> None:
+    np.testing.assert_array_equal(hetgrad.grad_bp(np.std, np.full(3, 2.0)), 0.0)
+    assert hetgrad.grad_bp(lambda a, b: np.hypot(a, b), 0.0, 0.0) == (0.0, 0.0)
+    assert hetgrad.grad_bp(lambda a: np.logaddexp(a, -np.inf), -np.inf) == 0.5
+
+
+def test_constructors_return_constants() -> None:
+    for arr in (hnp.zeros(3), hnp.ones((2, 2)), hnp.full(2, 7.0), hnp.eye(2), hnp.arange(3),
+                hnp.linspace(0.0, 1.0, 4)):  # fmt: skip
+        assert type(arr) is np.ndarray
+
+    def f(x: Any) -> Any:
+        z = np.zeros_like(x)
+        o = np.ones_like(x)
+        e = hnp.full_like(x, 2.0)
+        assert all(type(c) is np.ndarray for c in (z, o, e))
+        return np.sum(x * (o + e) + z)
+
+    np.testing.assert_array_equal(hetgrad.grad_bp(f, np.arange(3.0)), [3.0, 3.0, 3.0])
+
+
+def test_array_and_stack_of_lists_with_bvars() -> None:
+    def f(a: float, b: Any) -> Any:
+        m = hnp.array([[a, 1.0], [b[0], a * b[1]]])
+        assert isinstance(m, hetgrad.BVar) == isinstance(a, hetgrad.BVar) and m.shape == (2, 2)
+        s = hnp.stack([b, b * 2.0], axis=1)
+        return np.linalg.det(m) + np.sum(s) + np.sum(hnp.asarray(b))
+
+    a, b = 2.0, np.array([3.0, 4.0])
+    hetgrad.check_grads(f, a, b, order=2)
+    assert hnp.array([1.0, 2.0]).tolist() == [1.0, 2.0]
+    with pytest.raises(TypeError):
+        hnp.array([object()], dtype=float)
+
+
+def test_full_of_a_bvar_is_konst() -> None:
+    g = hetgrad.grad_bp(lambda c: np.sum(hnp.full((2, 3), c) * np.arange(6.0).reshape(2, 3)), 1.0)
+    assert g == 15.0
+
+
+def test_unlifted_functions_raise_naming_themselves() -> None:
+    def call(fn: Any) -> Any:
+        return hetgrad.grad_bp(lambda x: np.sum(fn(x)), np.array([0.5, 1.5]))
+
+    with pytest.raises(NotImplementedError, match="numpy.sinc"):
+        call(np.sinc)
+    with pytest.raises(NotImplementedError, match="numpy.fft.fft"):
+        call(np.fft.fft)
+    with pytest.raises(NotImplementedError, match="numpy.heaviside"):
+        call(lambda x: np.heaviside(x, 0.5))
+    with pytest.raises(NotImplementedError, match="numpy.add.reduce"):
+        call(np.add.reduce)
+    with pytest.raises(NotImplementedError, match="hnp|hetgrad|numpy.einsum"):
+        call(lambda x: np.einsum(x, [0], [0]))
+    with pytest.raises(NotImplementedError, match="full_matrices=False"):
+        hetgrad.grad_bp(lambda m: np.sum(np.linalg.svd(m)[0]), np.ones((3, 2)))
+    with pytest.raises(NotImplementedError, match="qr"):
+        hetgrad.grad_bp(lambda m: np.sum(np.linalg.qr(m)[1]), np.ones((2, 3)))
+    with pytest.raises(TypeError, match="drop it from the tape"):
+        hetgrad.grad_bp(lambda x: np.sum(np.asarray(x)), np.ones(2))
+
+
+def test_piecewise_constant_functions_give_zero_gradient() -> None:
+    def f(x: Any) -> Any:
+        k = int(np.argmax(x))
+        return x[k] * np.sum(np.sign(x) + np.floor(x) + np.round(x, 1))
+
+    x = np.array([0.25, 1.5, -0.75])
+    value, g = hetgrad.backprop(f, x)
+    np.testing.assert_array_equal(g, [0.0, np.sum(np.sign(x) + np.floor(x) + np.round(x, 1)), 0.0])
+
+
+def test_eigh_and_svd_reconstruct_with_gradients() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 3))
+
+    def reconstruct(m: Any) -> Any:
+        u, s, vh = np.linalg.svd(m, full_matrices=False)
+        return (u * s) @ vh
+
+    value, pullback = hetgrad.vjp(reconstruct, a)
+    np.testing.assert_allclose(value, a)
+    ct = rng.normal(size=a.shape)
+    np.testing.assert_allclose(pullback(ct), ct, atol=1e-10)  # d(identity) = identity
+
+    sym = a.T @ a
+
+    def rebuild(m: Any) -> Any:
+        w, v = np.linalg.eigh(m)
+        return (v * w) @ v.T
+
+    _, pullback = hetgrad.vjp(rebuild, sym)
+    ct = rng.normal(size=sym.shape)
+    np.testing.assert_allclose(pullback(ct), np.tril(ct + ct.T, -1) + np.diag(np.diag(ct)),
+                               atol=1e-10)  # fmt: skip
+
+
+def test_second_derivative_of_reductions_in_nested_grad() -> None:
+    def f(x: Any) -> Any:
+        return np.sum(np.var(x, axis=0)) + np.sum(np.std(x, axis=1) + hnp.logsumexp(x, axis=1) ** 2)
+
+    x = np.array([[0.1, 0.5, -0.3], [1.0, 0.2, 0.4]])
+    hetgrad.check_grads(f, x, order=3)
