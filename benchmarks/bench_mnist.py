@@ -227,6 +227,35 @@ def hybrid_loss(net: Any, x: np.ndarray, t: np.ndarray) -> Any:
     return softmax_cross_entropy(hybrid_logits(net, x), t)
 
 
+# With hetgrad.nn's fused operations (when that module exists): sigmoid, softmax and the
+# softmax cross-entropy, each one node with a direct pullback.
+
+
+def nn_run(net: Any, x: np.ndarray) -> Any:
+    from hetgrad import nn
+
+    h1 = nn.sigmoid(x @ net.layer1.weights + net.layer1.biases)
+    h2 = nn.sigmoid(h1 @ net.layer2.weights + net.layer2.biases)
+    return nn.softmax(h2 @ net.layer3.weights + net.layer3.biases)
+
+
+def nn_loss(net: Any, x: np.ndarray, t: np.ndarray) -> Any:
+    from hetgrad import nn
+
+    h1 = nn.sigmoid(x @ net.layer1.weights + net.layer1.biases)
+    h2 = nn.sigmoid(h1 @ net.layer2.weights + net.layer2.biases)
+    return nn.cross_entropy(h2 @ net.layer3.weights + net.layer3.biases, t) / batch_size(t)
+
+
+def have_nn() -> bool:
+    try:
+        from hetgrad import nn
+
+        return all(hasattr(nn, f) for f in ("sigmoid", "softmax", "cross_entropy"))
+    except ImportError:
+        return False
+
+
 # --------------------------------------------------------------------------------------
 # The implementations of the three groups, as closures over (net, x, t).
 # --------------------------------------------------------------------------------------
@@ -240,6 +269,8 @@ def hetgrad_impls(net: Network, x: np.ndarray, t: np.ndarray) -> dict[str, Impl]
         "hetgrad, split_bv matching": (split_run, split_loss),
         "hetgrad hybrid (custom layer ops)": (hybrid_run, hybrid_loss),
     }
+    if have_nn():
+        modes["hetgrad, attribute access + hetgrad.nn"] = (nn_run, nn_loss)
     out: dict[str, Impl] = {}
     for name, (run, loss) in modes.items():
         out[name] = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import hetgrad
 
+from .common import check_close, measure_auto, peer
 from .harness import Report, measure
 
 
@@ -58,6 +59,8 @@ def run(report: Report, quick: bool) -> None:
         report.add(group, f"{n}-leaf nested dict", "plain forward", fwd)
         g = measure(lambda d=d: hetgrad.grad_bp(loss_dict, d))
         report.add(group, f"{n}-leaf nested dict", "hetgrad grad_bp", g)
+        add_peers(report, quick, group, f"{n}-leaf nested dict", loss_dict, d,
+                  [v for grp in hetgrad.grad_bp(loss_dict, d).values() for v in grp.values()])
         if n == 100:
             extra = (g - fwd) * 1e3
             report.note(f"100-leaf dict: the gradient costs {extra:.3f} ms above the forward")
@@ -66,3 +69,55 @@ def run(report: Report, quick: bool) -> None:
         report.add(group, f"{n}-leaf list of dataclasses", "plain forward", fwd)
         g = measure(lambda b=blocks: hetgrad.grad_bp(loss_blocks, b))
         report.add(group, f"{n}-leaf list of dataclasses", "hetgrad grad_bp", g)
+        add_peers(report, quick, group, f"{n}-leaf list of dataclasses", loss_blocks, blocks,
+                  [v for b in hetgrad.grad_bp(loss_blocks, blocks)
+                   for v in block_leaves(b)])  # fmt: skip
+
+
+def block_leaves(b: Block) -> list[Any]:
+    return [getattr(b, f.name) for f in dataclasses.fields(b)]  # astuple would copy them
+
+
+def add_peers(report: Report, quick: bool, group: str, workload: str, loss: Any, value: Any,
+              expected: list[float]) -> None:  # fmt: skip
+    """Rows for the peers that can take the gradient with respect to ``value``'s structure."""
+    is_dict = isinstance(value, dict)
+    fns: dict[str, Any] = {}
+    ag = peer("autograd", report)
+    if ag is not None and not is_dict and workload.startswith("10-"):
+        report.note("autograd cannot take gradients with respect to dataclasses: no rows")
+    if ag is not None and is_dict:
+        ag_grad = ag.grad(loss)
+        fns["autograd"] = lambda: [v for grp in ag_grad(value).values() for v in grp.values()]
+    torch = peer("torch", report)
+    if torch is not None:
+
+        def torch_grad() -> list[Any]:
+            as_tensor = lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True)  # noqa: E731
+            if is_dict:
+                tv: Any = {k: {j: as_tensor(v) for j, v in grp.items()} for k, grp in value.items()}
+                leaves = [v for grp in tv.values() for v in grp.values()]
+            else:
+                tv = [Block(*(as_tensor(v) for v in block_leaves(b))) for b in value]
+                leaves = [v for b in tv for v in block_leaves(b)]
+            return list(torch.autograd.grad(loss(tv), leaves))
+
+        fns["PyTorch eager (0-d tensors)"] = torch_grad
+    jax = peer("jax", report)
+    if jax is not None:
+        if not is_dict and not getattr(Block, "_jax_registered", False):
+            fields = [f.name for f in dataclasses.fields(Block)]
+            jax.tree_util.register_dataclass(Block, data_fields=fields, meta_fields=[])
+            Block._jax_registered = True  # type: ignore[attr-defined]
+        j_grad = jax.grad(loss)
+
+        def jax_grad() -> list[Any]:
+            g = j_grad(value)
+            if is_dict:  # JAX rebuilds dicts with sorted keys: read them in our order
+                return [g[k][j] for k, grp in value.items() for j in grp]
+            return [v for b in g for v in block_leaves(b)]
+
+        fns["JAX eager"] = jax_grad
+    for name, fn in fns.items():
+        check_close(f"{workload}, {name}", expected, [float(v) for v in fn()])
+        report.add(group, workload, name, measure_auto(fn, quick=quick))
