@@ -21,6 +21,7 @@ from hetgrad import (
     grad_bp,
     iso_var,
     join_bv,
+    lens,
     over_var,
     preview_var,
     preview_var_or_raise,
@@ -31,6 +32,8 @@ from hetgrad import (
     view_var,
 )
 from hetgrad.lens import attr, each, instance, item, just, leaves, where
+from hetgrad.tree import flatten
+from test_lens import structure_and_path
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -349,6 +352,37 @@ def test_reading_fields_records_nothing_on_the_tape() -> None:
     g = grad_bp(f, {f"f{i}": float(i) for i in range(200)})
     assert sizes["recorded"] == 0
     assert sum(g.values()) == 10.0 and g["f20"] == 1.0 and g["f21"] == 0.0
+
+
+# -- gradients of view_var and set_var on random nested structures ---------------------------
+
+
+def _ones(s: Any) -> Any:
+    return hetgrad.tree_map(lambda a: np.ones_like(a) if isinstance(a, np.ndarray) else 1.0, s)
+
+
+def _zeros(s: Any) -> Any:
+    return hetgrad.tree_map(lambda a: np.zeros_like(a) if isinstance(a, np.ndarray) else 0.0, s)
+
+
+def _sum_leaves(v: Any) -> Any:
+    return sum((np.sum(a) for a in to_list_of_var(v, leaves)), 0.0)
+
+
+@settings(max_examples=120, deadline=None)
+@given(structure_and_path().filter(lambda sp: bool(flatten(sp[0])[0])))
+def test_view_and_set_gradients_on_random_structures(sp: tuple[Any, lens.Optic]) -> None:
+    s, path = sp
+    focus = lens.view(s, path)
+    # view_var: ones inside the focus, zero everywhere else
+    g = grad_bp(lambda v: _sum_leaves(view_var(v, path)), s)
+    assert_close_tree(g, lens.set(_zeros(s), path, _ones(focus)))
+    if repr(path).endswith("attr('tag')"):
+        return  # D.tag is a static field: nothing set there is differentiated
+    # set_var: ones everywhere except inside the focus; the new value gets the focus's share
+    g_s, g_x = grad_bp(lambda v, x: _sum_leaves(set_var(v, path, x * 3.0)), s, 2.0)
+    assert_close_tree(g_s, lens.set(_ones(s), path, _zeros(focus)))
+    assert g_x == 3.0
 
 
 # -- one body for eval_bp and grad_bp; nesting; errors ---------------------------------------
