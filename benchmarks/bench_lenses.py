@@ -154,6 +154,7 @@ def sequence_then_sum(report: Report, quick: bool) -> None:
 def one_view(report: Report, quick: bool) -> None:
     group = "lenses: one view_var, forward + backward (reads + backward sweep only)"
     m = 1000
+    rounds = 2 if quick else 3
     names = [f"f{i}" for i in range(10)]
     Rec = dataclasses.make_dataclass("Rec", names, frozen=True)
     rec = Rec(*(float(i) for i in range(10)))
@@ -189,7 +190,7 @@ def one_view(report: Report, quick: bool) -> None:
     extra = []
     for name, arg, inside, loss in cases:
         workload = f"{m} reads + adds: {name}"
-        base, t = interleaved([on_one_tape(direct(inside), arg), on_one_tape(loss, arg)], 5)
+        base, t = interleaved([on_one_tape(direct(inside), arg), on_one_tape(loss, arg)], rounds)
         report.add(group, workload, "children list, no lens (baseline)", base)
         report.add(group, workload, "lens", t)
         extra.append(f"{name}: {format_time((t - base) / m)}")
