@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from .numpy import logsumexp
+from .numpy._core import apply1
 from .rules import prim
-from .tape import BVar, primal
+from .tape import BVar, binary, primal, unary
 
 __all__ = [
     "sigmoid",
@@ -83,6 +84,7 @@ sigmoid_p = prim(_sigmoid, lambda g, y, x: g * y * (1.0 - y), name="sigmoid")
 relu_p = prim(_relu, lambda g, y, x: g * (primal(x) > 0), name="relu")
 softplus_p = prim(_softplus, lambda g, y, x: g * sigmoid(x), name="softplus")
 softmax_p = prim(_softmax, _softmax_grad, name="softmax", nondiff=(1,))
+_softmax_kw = apply1(softmax_p)
 
 
 def sigmoid(x: Any) -> Any:
@@ -93,7 +95,7 @@ def sigmoid(x: Any) -> Any:
     >>> nn.sigmoid(0.0), hetgrad.grad_bp(nn.sigmoid, 0.0), nn.sigmoid(-1000.0)
     (0.5, 0.25, 0.0)
     """
-    return sigmoid_p(x)
+    return unary(sigmoid_p, x) if type(x) is BVar else _sigmoid(x)
 
 
 logistic = sigmoid
@@ -107,7 +109,7 @@ def relu(x: Any) -> Any:
     >>> hetgrad.grad_bp(lambda x: np.sum(nn.relu(x)), np.array([-1.0, 0.0, 2.0]))
     array([0., 0., 1.])
     """
-    return relu_p(x)
+    return unary(relu_p, x) if type(x) is BVar else _relu(x)
 
 
 def softplus(x: Any) -> Any:
@@ -117,7 +119,7 @@ def softplus(x: Any) -> Any:
     >>> nn.softplus(1000.0), round(nn.softplus(0.0), 6)
     (1000.0, 0.693147)
     """
-    return softplus_p(x)
+    return unary(softplus_p, x) if type(x) is BVar else _softplus(x)
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
@@ -128,7 +130,7 @@ def softmax(x: Any, axis: int = -1) -> Any:
     >>> nn.softmax(np.array([1000.0, 1000.0, -1000.0]))
     array([0.5, 0.5, 0. ])
     """
-    return softmax_p(x, axis)
+    return _softmax_kw(x, axis=axis) if type(x) is BVar else _softmax(x, axis)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
@@ -174,7 +176,7 @@ def cross_entropy(logits: Any, targets: Any) -> Any:
     >>> hetgrad.grad_bp(lambda z: nn.cross_entropy(z, np.array([0.0, 1.0])), np.zeros(2))
     array([ 0.5, -0.5])
     """
-    return cross_entropy_p(logits, targets)
+    return binary(cross_entropy_p, logits, targets)
 
 
 def hinge(scores: Any, labels: Any) -> Any:

@@ -205,6 +205,8 @@ def _matmul_grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
         return unbroadcast(np.expand_dims(g, -1) * b, a)
     if na == 1:
         return unbroadcast(np.matmul(b, np.expand_dims(g, -1))[..., 0], a)
+    if na == 2 and nb == 2:
+        return g @ b.T  # no batch axes to undo
     return unbroadcast(np.matmul(g, np.swapaxes(b, -1, -2)), a)
 
 
@@ -218,6 +220,8 @@ def _matmul_grad_b(g: Any, y: Any, a: Any, b: Any) -> Any:
         return unbroadcast(np.expand_dims(a, -1) * np.expand_dims(g, -2), b)
     if nb == 1:
         return unbroadcast(np.matmul(np.expand_dims(g, -2), a)[..., 0, :], b)
+    if na == 2 and nb == 2:
+        return a.T @ g
     return unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g), b)
 
 
@@ -397,14 +401,15 @@ def _fmax_split(a: Any, b: Any, first: bool) -> Any:
 
 def _logaddexp_weight(x: Any, y: Any, base_exp: Callable[[Any], Any]) -> Any:
     """``exp(x - y)``: the share of ``x`` in ``y = logaddexp(x, .)``; 1/2 where undefined."""
+    py = primal(y)
+    if type(py) is float:
+        return base_exp(x - y) if py - py == 0.0 else 0.5 if primal(x) == py else 0.0
+    if np.isfinite(py).all():
+        return base_exp(x - y)
     with np.errstate(invalid="ignore"):
         d = x - y
-    pd = primal(d)
-    if type(pd) is float:
-        return base_exp(d) if pd == pd else 0.5
-    if np.any(np.isnan(pd)):  # both operands infinite and equal
-        return np.where(np.isnan(pd), 0.5, base_exp(np.where(np.isnan(pd), 0.0, d)))
-    return base_exp(d)
+    undefined = np.isnan(primal(d))  # both operands infinite and equal
+    return np.where(undefined, 0.5, base_exp(np.where(undefined, 0.0, d)))
 
 
 def _fp_base(g: Any, y: Any, a: Any, b: Any) -> Any:

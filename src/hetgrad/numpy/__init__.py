@@ -271,9 +271,14 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", **kw:
     >>> hetgrad.grad_bp(lambda c: hnp.sum(hnp.full((2, 3), c)), 1.0)
     6.0
     """
+    if kw or order != "C":
+        return NP.full(shape, fill_value, dtype, order, **kw)
     if isinstance(fill_value, BVar):
         return _konst(fill_value, shape, dtype)
-    return NP.full(shape, fill_value, dtype, order, **kw)
+    return _np_full(shape, fill_value, dtype)
+
+
+_np_full = np.full
 
 
 def _konst(fill: Any, shape: Any, dtype: Any) -> Any:

@@ -71,14 +71,15 @@ def find_tape(args: Sequence[Any]) -> Tape | None:
 
 def record_many(
     fn: Callable[..., Any],
-    pullback: Callable[[Any, Any, list[Any]], Sequence[Any]],
+    pullback: Callable[[Any, Any, list[Any], list[bool]], Sequence[Any]],
     args: Sequence[Any],
     kwargs: dict[str, Any],
 ) -> Any:
     """Call ``fn(*args, **kwargs)`` for any number of arguments, recording one node.
 
-    ``pullback(g, y, vals)`` returns one gradient per positional argument (None for
-    none); ``vals`` are the arguments with this tape's BVars replaced by their values.
+    ``pullback(g, y, vals, needed)`` returns one gradient per positional argument (None
+    where not ``needed``); ``vals`` are the arguments with this tape's BVars replaced by
+    their values.
     Used where a table of one rule per position does not fit (concatenate, einsum).
     """
     tape = find_tape(args)
@@ -100,7 +101,10 @@ def record_many(
     if td is not LEAF_DEF:
         raise TypeError(f"{fn.__name__}: a structured output is not supported")
     name = str(getattr(fn, "__name__", "op"))
-    return record_whole(tape, tuple(parents), lambda g: pullback(g, y, vals), td, leaves, name)
+    needed = [p is not None for p in parents]
+    return record_whole(
+        tape, tuple(parents), lambda g: pullback(g, y, vals, needed), td, leaves, name
+    )
 
 
 def constant(fn: Callable[..., Any]) -> Callable[..., Any]:

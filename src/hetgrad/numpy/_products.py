@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import string
 from typing import Any
 
@@ -138,39 +139,66 @@ def _parse_einsum(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     return explicit, out.replace("...", fresh)
 
 
-def _einsum_pullback(g: Any, y: Any, vals: list[Any], subscripts: str,
-                     optimize: Any) -> list[Any]:  # fmt: skip
-    shapes = [shape_of(v) for v in vals]
-    subs, out = _parse_einsum(subscripts, shapes)
+@functools.lru_cache(maxsize=256)
+def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[Any]:
+    """Per operand: how to compute its gradient from the cotangent and the other operands.
+
+    Each entry is ``(spec, others, shapes_of_ops, expand, diagonal)``: ``spec`` is the
+    einsum giving the gradient over the operand's distinct letters from ``[g] + others``
+    (each broadcast to ``shapes_of_ops``); ``expand`` (a reshape and a broadcast shape)
+    restores letters summed away in the forward pass; ``diagonal`` (a spec and eye sizes)
+    places the result on the diagonal of repeated letters.
+    """
+    subs, out = _parse_einsum(subscripts, list(shapes))
     sizes: dict[str, int] = {}
     for sub, s in zip(subs, shapes):
         for c, n in zip(sub, s):
             sizes[c] = max(sizes.get(c, 1), n)
     spare = [c for c in string.ascii_letters if c not in sizes]
-    grads = []
-    for k, (sub_k, v) in enumerate(zip(subs, vals)):
-        others = [(out, g)] + [(subs[j], vals[j]) for j in range(len(vals)) if j != k]
-        ops = [x if shape_of(x) == tuple(sizes[c] for c in s)
-               else np.broadcast_to(x, tuple(sizes[c] for c in s)) for s, x in others]  # fmt: skip
+    plans = []
+    for k, sub_k in enumerate(subs):
+        others = [j for j in range(len(subs)) if j != k]
+        specs = [out] + [subs[j] for j in others]
+        full = [tuple(sizes[c] for c in sp) for sp in specs]
         unique = "".join(dict.fromkeys(sub_k))
-        present = set("".join(s for s, _ in others))
+        present = set("".join(specs))
         keep = "".join(c for c in unique if c in present)
-        r = np.einsum(",".join(s for s, _ in others) + "->" + keep, *ops, optimize=optimize)
+        expand = None
         if keep != unique:  # letters summed away in the forward pass: broadcast back
-            r = reshape(r, tuple(sizes[c] if c in keep else 1 for c in unique))
-            r = np.broadcast_to(r, tuple(sizes[c] for c in unique))
-        if unique != sub_k:  # repeated letters (a diagonal): put r on that diagonal
+            expand = (tuple(sizes[c] if c in keep else 1 for c in unique),
+                      tuple(sizes[c] for c in unique))  # fmt: skip
+        diagonal = None
+        if unique != sub_k:  # repeated letters (a diagonal): put the result on it
             eyes, target, seen, fresh = [], "", set(), iter(spare)
             for c in sub_k:
                 if c in seen:
                     f = next(fresh)
-                    eyes.append((c + f, np.eye(sizes[c])))
+                    eyes.append((c + f, sizes[c]))
                     target += f
                 else:
                     seen.add(c)
                     target += c
-            r = np.einsum(",".join([unique] + [s for s, _ in eyes]) + "->" + target, r,
-                          *[e for _, e in eyes], optimize=optimize)  # fmt: skip
+            spec = ",".join([unique] + [e for e, _ in eyes]) + "->" + target
+            diagonal = (spec, tuple(n for _, n in eyes))
+        plans.append((",".join(specs) + "->" + keep, others, full, expand, diagonal))
+    return plans
+
+
+def _einsum_pullback(g: Any, y: Any, vals: list[Any], needed: list[bool], subscripts: str,
+                     optimize: Any) -> list[Any | None]:  # fmt: skip
+    plans = _einsum_plan(subscripts, tuple(shape_of(v) for v in vals))
+    grads: list[Any | None] = []
+    for v, need, (spec, others, full, expand, diagonal) in zip(vals, needed, plans):
+        if not need:
+            grads.append(None)
+            continue
+        ops = [g] + [vals[j] for j in others]
+        ops = [x if shape_of(x) == s else np.broadcast_to(x, s) for x, s in zip(ops, full)]
+        r = np.einsum(spec, *ops, optimize=optimize)
+        if expand is not None:
+            r = np.broadcast_to(reshape(r, expand[0]), expand[1])
+        if diagonal is not None:
+            r = np.einsum(diagonal[0], r, *[np.eye(n) for n in diagonal[1]], optimize=optimize)
         grads.append(unbroadcast(r, v))
     return grads
 
@@ -190,8 +218,10 @@ def einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fal
 
     fn.__name__ = "einsum"
 
-    return record_many(fn, lambda g, y, vals: _einsum_pullback(g, y, vals, subscripts, optimize),
-                       operands, {})  # fmt: skip
+    def pullback(g: Any, y: Any, vals: list[Any], needed: list[bool]) -> list[Any]:
+        return _einsum_pullback(g, y, vals, needed, subscripts, optimize)
+
+    return record_many(fn, pullback, operands, {})
 
 
 rules.FUNCTIONS[np.tensordot] = tensordot

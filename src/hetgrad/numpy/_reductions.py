@@ -144,14 +144,15 @@ def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if isinstance(a, BVar):  # a BVar of an outer tape: record there, with the safe rule
         return logsumexp_p(a, axis=axis, keepdims=keepdims)
     m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        y = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
-    if not keepdims:
-        y = np.squeeze(y, axis=axis) if axis is not None else y.reshape(())
-        if y.ndim == 0:
-            y = y[()]
-    return y
+    if np.isfinite(m).all():
+        s = np.sum(np.exp(a - m), axis=axis, keepdims=keepdims)
+        y = np.log(s)  # s >= 1
+    else:  # rows of -inf (or +inf): shift by 0 there, and log(0) = -inf without a warning
+        m = np.where(np.isfinite(m), m, 0.0)
+        s = np.sum(np.exp(a - m), axis=axis, keepdims=keepdims)
+        with np.errstate(divide="ignore"):
+            y = np.log(s)
+    return y + (m if keepdims else m.reshape(np.shape(s)))
 
 
 def _logsumexp_grad(g: Any, y: Any, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -183,6 +184,8 @@ def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     >>> hetgrad.grad_bp(hnp.logsumexp, np.array([-np.inf, -np.inf]))
     array([0.5, 0.5])
     """
+    if type(a) is np.ndarray:
+        return _logsumexp(a, axis, keepdims)
     return logsumexp_p(a, axis=axis, keepdims=keepdims)
 
 

@@ -118,13 +118,14 @@ def _concatenate(*arrays: Any, axis: int = 0) -> Any:
 _concatenate.__name__ = "concatenate"
 
 
-def _concatenate_pullback(g: Any, y: Any, vals: list[Any], axis: int) -> list[Any]:
+def _concatenate_pullback(g: Any, y: Any, vals: list[Any], needed: list[bool],
+                          axis: int) -> list[Any]:  # fmt: skip
     ax = axis % len(shape_of(y))
     lead = (slice(None),) * ax
     out, start = [], 0
-    for v in vals:
+    for v, need in zip(vals, needed):
         n = shape_of(v)[ax]
-        out.append(g[lead + (slice(start, start + n),)])
+        out.append(g[lead + (slice(start, start + n),)] if need else None)
         start += n
     return out
 
@@ -140,8 +141,11 @@ def concatenate(arrays: Any, axis: Any = 0, out: Any = None, dtype: Any = None,
         arrays, axis = [ravel(a) for a in arrays], 0
     if dtype is not None:
         arrays = [a if isinstance(a, BVar) else np.asarray(a, dtype=dtype) for a in arrays]
-    return record_many(_concatenate, lambda g, y, vals: _concatenate_pullback(g, y, vals, axis),
-                       arrays, {"axis": axis})  # fmt: skip
+
+    def pullback(g: Any, y: Any, vals: list[Any], needed: list[bool]) -> list[Any]:
+        return _concatenate_pullback(g, y, vals, needed, axis)
+
+    return record_many(_concatenate, pullback, arrays, {"axis": axis})
 
 
 def _stack(*arrays: Any, axis: int = 0) -> Any:
@@ -151,9 +155,9 @@ def _stack(*arrays: Any, axis: int = 0) -> Any:
 _stack.__name__ = "stack"
 
 
-def _stack_pullback(g: Any, y: Any, vals: list[Any], axis: int) -> list[Any]:
+def _stack_pullback(g: Any, y: Any, needed: list[bool], axis: int) -> list[Any]:
     lead = (slice(None),) * (axis % len(shape_of(y)))
-    return [g[lead + (k,)] for k in range(len(vals))]
+    return [g[lead + (k,)] if need else None for k, need in enumerate(needed)]
 
 
 @lift(np.stack)
@@ -165,8 +169,11 @@ def stack(arrays: Any, axis: int = 0, out: Any = None, dtype: Any = None,
     arrays = list(arrays)
     if dtype is not None:
         arrays = [a if isinstance(a, BVar) else np.asarray(a, dtype=dtype) for a in arrays]
-    return record_many(_stack, lambda g, y, vals: _stack_pullback(g, y, vals, axis), arrays,
-                       {"axis": axis})  # fmt: skip
+
+    def pullback(g: Any, y: Any, vals: list[Any], needed: list[bool]) -> list[Any]:
+        return _stack_pullback(g, y, needed, axis)
+
+    return record_many(_stack, pullback, arrays, {"axis": axis})
 
 
 @lift(np.hstack)
