@@ -293,3 +293,22 @@ def test_arrays_writable_after_runner_and_when_pullback_dies() -> None:
     gc.collect()
     w += 1.0
     np.testing.assert_array_equal(w, [3.0, 3.0])
+
+
+def test_structure_fields_named_like_array_attributes() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Odd:
+        shape: float
+        sum: float
+        T: np.ndarray
+        children: float
+        value: float
+
+    def f(o: BVar) -> BVar:
+        return o.shape * o.sum + np.sum(o.T) * o.children + o["value"]
+
+    g = grad_bp(f, Odd(2.0, 3.0, np.ones(2), 4.0, 5.0))
+    assert (g.shape, g.sum, g.children, g.value) == (3.0, 2.0, 2.0, 1.0)
+    np.testing.assert_array_equal(g.T, [4.0, 4.0])

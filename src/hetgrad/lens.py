@@ -233,7 +233,7 @@ def type_of(v: TreeVar) -> type:
     t = _container_types.get(c)
     if t is None:
         aux = v._aux
-        t = _container_types[c] = aux if isinstance(aux, type) else type(v.split())
+        t = _container_types[c] = aux if isinstance(aux, type) else type(v._split())
     return t
 
 
@@ -415,7 +415,7 @@ class _Attr(_LensStep):
                 i = self._position(s)
             if i >= 0:
                 return s._children[i]
-            return getattr(s.split(), self.name)  # a property or method of the record
+            return getattr(s._split(), self.name)  # a property or method of the record
         if isinstance(s, BVar):
             if _is_numeric(s):
                 raise self._not_a_record(s)
@@ -427,7 +427,7 @@ class _Attr(_LensStep):
             i = self._position(s)
             if i >= 0:
                 return _replace_child(s, i, x)
-            return join(replace_attr(s.split(), self.name, x))
+            return join(replace_attr(s._split(), self.name, x))
         if isinstance(s, BVar):
             if _is_numeric(s):
                 raise self._not_a_record(s)
@@ -478,7 +478,7 @@ class _Item(_LensStep):
                 i = s._index_of(self.key) if lookup is None else lookup.get(self.key)
                 if i is not None:
                     return s._children[i]
-            return s.split()[self.key]
+            return s._split()[self.key]
         if isinstance(s, BVar):
             return s[self.key] if _is_numeric(s) else self.leaf_view(s)
         return s[self.key]
@@ -488,7 +488,7 @@ class _Item(_LensStep):
             i = self._position(s)
             if i is not None:
                 return _replace_child(s, i, x)
-            return join(replace_item(s.split(), self.key, x))
+            return join(replace_item(s._split(), self.key, x))
         if isinstance(s, BVar):
             return array_set(s, self.key, x) if _is_numeric(s) else self.leaf_set(s, x)
         return replace_item(s, self.key, x)

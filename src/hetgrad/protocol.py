@@ -182,12 +182,12 @@ def _add(x: Any, y: Any) -> Any:
     if k is STATIC:
         return _add_static(x, y)
     if k is VIEW:
-        k, aux, kids = x.container, x.aux, x.children
+        k, aux, kids = x._container, x._aux, x._children
     else:
         aux, kids = k.split(x)
     ky = kind_of(type(y))
     if ky is VIEW:
-        ky, auy, kidsy = y.container, y.aux, y.children
+        ky, auy, kidsy = y._container, y._aux, y._children
     elif isinstance(ky, Container):
         auy, kidsy = ky.split(y)
     else:

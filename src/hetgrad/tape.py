@@ -709,7 +709,9 @@ class TreeVar(BVar):
     It holds one BVar (or nested TreeVar, or static value) per field, so reading a field
     records nothing and costs a lookup: gradients are accumulated per leaf, and reading m of
     n fields costs O(m).  Anything else (methods, properties, ``.items()``) is answered by
-    the *split* value: an instance of your own type whose fields are BVars.
+    the *split* value: an instance of your own type whose fields are BVars.  ``.value`` is
+    the primal structure; a field that is itself called ``value`` is read as
+    ``v["value"]`` or with ``hetgrad.lens.attr("value")``.
     """
 
     __slots__ = ("_container", "_aux", "_children", "_lookup")
@@ -727,23 +729,10 @@ class TreeVar(BVar):
             )
         return v
 
-    # Read by tree.flatten for the VIEW kind.
-    @property
-    def container(self) -> Container:
-        return self._container
-
-    @property
-    def aux(self) -> Any:
-        return self._aux
-
-    @property
-    def children(self) -> list[Any]:
-        return self._children
-
     def __repr__(self) -> str:
-        return f"BVar({self.split()!r})"
+        return f"BVar({self._split()!r})"
 
-    def split(self) -> Any:
+    def _split(self) -> Any:
         """This structure as your own type with BVar fields (see ``split_bv``)."""
         return self._container.rebuild(self._aux, self._children)
 
@@ -762,7 +751,7 @@ class TreeVar(BVar):
         i = self._index_of(name)
         if i is not None and isinstance(self._container.keys(self._aux)[i], tree._Attr):
             return self._children[i]
-        return getattr(self.split(), name)
+        return getattr(self._split(), name)
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, (int, np.integer)) and self._container.name in ("list", "tuple"):
@@ -774,23 +763,19 @@ class TreeVar(BVar):
                 i = None
             if i is not None:
                 return self._children[i]
-        return self.split()[key]
+        return self._split()[key]
 
     def __len__(self) -> int:
         return len(self._children)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.split()(*args, **kwargs)
+        return self._split()(*args, **kwargs)
 
     def __iter__(self) -> Any:
-        return iter(self.split())
+        return iter(self._split())
 
     def __contains__(self, key: Any) -> bool:
-        return key in self.split()
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        raise AttributeError(f"a BVar of a {self._container.name} has no shape")
+        return key in self._split()
 
     def __bool__(self) -> bool:
         return bool(self._children)
@@ -804,34 +789,58 @@ class TreeVar(BVar):
     # Arithmetic on a structure is whatever your type defines (hetgrad.Params gives
     # elementwise + - * /); a list concatenates, as it would without hetgrad.
     def __add__(self, other: Any) -> Any:
-        return operator.add(self.split(), other)
+        return operator.add(self._split(), other)
 
     def __radd__(self, other: Any) -> Any:
-        return operator.add(other, self.split())
+        return operator.add(other, self._split())
 
     def __sub__(self, other: Any) -> Any:
-        return operator.sub(self.split(), other)
+        return operator.sub(self._split(), other)
 
     def __rsub__(self, other: Any) -> Any:
-        return operator.sub(other, self.split())
+        return operator.sub(other, self._split())
 
     def __mul__(self, other: Any) -> Any:
-        return operator.mul(self.split(), other)
+        return operator.mul(self._split(), other)
 
     def __rmul__(self, other: Any) -> Any:
-        return operator.mul(other, self.split())
+        return operator.mul(other, self._split())
 
     def __truediv__(self, other: Any) -> Any:
-        return operator.truediv(self.split(), other)
+        return operator.truediv(self._split(), other)
 
     def __neg__(self) -> Any:
-        return operator.neg(self.split())
+        return operator.neg(self._split())
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         raise TypeError(
             f"numpy.{ufunc.__name__} was given a BVar of a {self._container.name}; NumPy "
             "functions take BVars of arrays or numbers (use hetgrad.tree_map over the fields)"
         )
+
+
+class _FieldFirst:
+    """A BVar attribute that a TreeVar gives up to a field of the same name.
+
+    ``shape``, ``sum``, ``T`` and the like mean something for a BVar of an array; on a BVar
+    of a structure, a field with that name wins, and otherwise the name is looked up on the
+    structure itself (your type's own attribute, method or property).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        i = obj._index_of(self.name)
+        if i is not None:
+            return obj._children[i]
+        return getattr(obj._split(), self.name)
+
+
+for _name in ("shape", "ndim", "size", "dtype", "T", "sum", "mean", "reshape", "dot"):
+    setattr(TreeVar, _name, _FieldFirst(_name))
 
 
 def primal_level(x: Any) -> Any:

@@ -415,7 +415,7 @@ def _flatten_into(x: Any, leaves: list[Any]) -> Any:
             )
         return Static(x)
     if k is VIEW:
-        k, aux, kids = x.container, x.aux, x.children
+        k, aux, kids = x._container, x._aux, x._children
     else:
         aux, kids = k.split(x)
     static = k.static

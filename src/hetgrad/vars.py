@@ -169,7 +169,7 @@ def sequence_var(v: Any) -> Any:
                 f"sequence_var takes a BVar of a list, tuple or dict; got a BVar of a "
                 f"{type_of(v).__name__} (use split_bv for records)"
             )
-        return v.split()
+        return v._split()
     if isinstance(v, BVar):
         raise TypeError(
             f"sequence_var takes a BVar of a list, tuple or dict; got a BVar of a "
@@ -211,7 +211,7 @@ def split_bv(v: Any) -> Any:
     Line(slope=2.0, intercept=1.0)
     """
     if type(v) is TreeVar:
-        return v.split()
+        return v._split()
     if isinstance(v, BVar):
         raise TypeError(
             f"split_bv takes a BVar of a structure (dataclass, NamedTuple, tuple, list, "
