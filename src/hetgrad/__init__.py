@@ -18,6 +18,7 @@ from . import numpy as numpy  # registers the lifted NumPy functions (numpy.f(bv
 from .check import check_grads
 from .debug import debug_nans
 from .higher import hessian, hvp, jacobian, jvp
+from .laws import check_backprop_laws
 from .params import Params
 from .primitive import auto, const, no_grad, op1, op2, op3, opN, primitive, stop_gradient
 from .protocol import add, one, register_backprop, zero
@@ -49,6 +50,7 @@ __all__ = [
     "auto",
     "backprop",
     "backprop_with",
+    "check_backprop_laws",
     "check_grads",
     "checkpoint",
     "const",
