@@ -54,6 +54,18 @@ def check_grads(
     >>> import hetgrad
     >>> hetgrad.check_grads(lambda x, n: x ** n, 1.5, 3, order=2)
     """
+    if not callable(f):
+        raise TypeError(f"check_grads checks a function; got {type(f).__name__}")
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"check_grads: order must be an int >= 1, got {order!r}")
+    for name, x, low in (("eps", eps, 0.0), ("rtol", rtol, None), ("atol", atol, None)):
+        ok = isinstance(x, (int, float, np.integer, np.floating)) and np.isfinite(x)
+        if not ok or (x <= low if low is not None else x < 0):
+            need = "positive" if low is not None else "non-negative"
+            raise ValueError(f"check_grads: {name} must be a finite {need} number, got {x!r}")
+    if rng is not None and not isinstance(rng, (np.random.Generator, int, np.integer)):
+        raise TypeError(f"check_grads: rng must be a numpy Generator, an int seed or None, got "
+                        f"{type(rng).__name__}")  # fmt: skip
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
     point = tuple(_to_float64(a) for a in args)
     s = _projected(f, point, gen)
@@ -96,7 +108,13 @@ def _inner(w: Any, x: Any) -> Any:
 def _projected(f: Callable[..., Any], point: tuple[Any, ...],
                gen: np.random.Generator) -> Callable[..., Any]:  # fmt: skip
     """A scalar function: ``f`` itself if it returns a scalar, else a random projection."""
-    out_leaves, _ = flatten(f(*point))
+    out = f(*point)
+    out_leaves, _ = flatten(out)
+    if not out_leaves:
+        raise TypeError(
+            f"check_grads: f returned {type(out).__name__} {out!r:.60}, which has no float "
+            "leaf to check"
+        )
     if len(out_leaves) == 1 and np.ndim(out_leaves[0]) == 0:
         return f
     weights = [_random_like(np.asarray(v, dtype=np.float64), gen) for v in out_leaves]

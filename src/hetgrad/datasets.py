@@ -252,8 +252,14 @@ def make_moons(
     >>> x.shape, y.shape, sorted(set(y.tolist()))
     ((100, 2), (100,), [-1, 1])
     """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"make_moons: n must be an int, got {n!r}")
     if n < 0:
         raise ValueError(f"make_moons: n must be non-negative, got {n}")
+    if not isinstance(noise, (int, float, np.integer, np.floating)) or not noise >= 0 or (
+        not np.isfinite(noise)
+    ):
+        raise ValueError(f"make_moons: noise must be a finite number >= 0, got {noise!r}")
     gen = np.random.default_rng(rng)
     n_out = n // 2
     n_in = n - n_out

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from . import tree
 from .protocol import zero
-from .runners import _argnums, backprop_with, grad, grad_bp
+from .runners import _argnums, _callable, backprop_with, grad, grad_bp
 from .tape import primal
 from .tree import flatten, unflatten
 
@@ -88,6 +89,8 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
     ({'a': 3.0, 'b': 2.0}, {'a': 1.0, 'b': 0.0})
     """
 
+    _callable(f, "jacobian")
+
     def jac(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), "jacobian")
         g = _partial(f, args, nums, kwargs)
@@ -97,9 +100,15 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
         for j, leaf in enumerate(out_leaves):
             # One reverse pass per element of this output leaf: the rows of its block.
             rows = [pullback(unflatten(out_def, c)) for c in _one_hot_cotangents(out_leaves, j)]
+            out_shape = np.shape(primal(leaf))
+            if not rows:  # an empty output leaf: an empty block for every input leaf
+                rows = [pullback(unflatten(out_def, [zero(primal(v)) for v in out_leaves]))]
+                if len(nums) == 1:
+                    rows = [(row,) for row in rows]
+                blocks.append(_empty_blocks(rows[0], out_shape, argnums))
+                continue
             if len(nums) == 1:
                 rows = [(row,) for row in rows]
-            out_shape = np.shape(primal(leaf))
             per_arg = []
             for a in range(len(nums)):
                 in_def = flatten(rows[0][a])[1]
@@ -112,6 +121,49 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
     return jac
 
 
+def _empty_blocks(row: tuple[Any, ...], out_shape: tuple[int, ...], argnums: Any) -> Any:
+    """Jacobian blocks of an output leaf with no elements: arrays of shape out + in."""
+    per_arg = []
+    for g in row:
+        leaves, td = flatten(g)
+        blocks = [np.zeros(out_shape + np.shape(primal(v)), np.result_type(primal(v)))
+                  for v in leaves]  # fmt: skip
+        per_arg.append(unflatten(td, blocks))
+    return per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
+
+
+def _check_tangents(who: str, primals: Any, tangents: Any) -> tuple[Any, Any]:
+    """``primals`` and ``tangents`` as tuples, each tangent shaped like its primal."""
+    for name, x in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(x, (tuple, list)):
+            raise TypeError(
+                f"{who}: {name} must be a tuple with one entry per argument of f, got "
+                f"{type(x).__name__} (write ({name[:-1]},) for one argument)"
+            )
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"{who}: primals and tangents must have one entry per argument each")
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        try:
+            pl, ptd = flatten(p)
+            tl, ttd = flatten(t)
+        except tree.UnsupportedLeafError as e:
+            raise TypeError(f"{who}: argument {i}: {e}") from None
+        if not ptd.same_structure(ttd):
+            raise ValueError(
+                f"{who}: tangents[{i}] has a different structure from primals[{i}] "
+                f"({ttd!r} vs {ptd!r})"
+            )
+        paths = tree.leaf_paths(ptd, f"primals[{i}]")
+        for path, a, b in zip(paths, pl, tl):
+            if np.shape(primal(a)) != np.shape(primal(b)):
+                raise ValueError(
+                    f"{who}: the tangent for {path} has shape {np.shape(primal(b))}, "
+                    f"the primal {np.shape(primal(a))}"
+                )
+    return primals, tangents
+
+
 def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """The Hessian of scalar ``f``: ``jacobian(grad(f))``.
 
@@ -121,6 +173,7 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable
     array([[2., 2.],
            [2., 6.]])
     """
+    _callable(f, "hessian")
     return jacobian(grad(f, argnums), argnums)
 
 
@@ -143,9 +196,8 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     >>> hetgrad.hvp(lambda x: np.sum(x ** 3), (np.array([1.0, 2.0]),), (np.array([1.0, 0.0]),))
     (array([6., 0.]),)
     """
-    primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ValueError("hvp: primals and tangents must have one entry per argument each")
+    _callable(f, "hvp")
+    primals, tangents = _check_tangents("hvp", primals, tangents)
     nums = tuple(range(len(primals)))
 
     def directional(*xs: Any) -> Any:
@@ -165,9 +217,8 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     >>> hetgrad.jvp(np.sin, (0.0,), (2.0,))
     (0.0, 2.0)
     """
-    primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ValueError("jvp: primals and tangents must have one entry per argument each")
+    _callable(f, "jvp")
+    primals, tangents = _check_tangents("jvp", primals, tangents)
     y, pullback = backprop_with(f, *primals)
     n = len(primals)
 

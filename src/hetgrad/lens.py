@@ -890,6 +890,10 @@ def instance(cls: Any) -> Optic:
     >>> preview(2.0, instance(float)), preview("a", instance(float))
     (2.0, None)
     """
+    try:
+        isinstance(None, cls)
+    except TypeError:
+        raise TypeError(f"instance takes a class (or a tuple of classes), got {cls!r}") from None
     return Optic((_Instance(cls),))
 
 
@@ -908,13 +912,30 @@ leaves = Optic((_Leaves(),))
 # --------------------------------------------------------------------------------------
 
 
+def not_an_optic(optic: Any) -> TypeError:
+    return TypeError(f"expected an optic from hetgrad.lens (attr, item, where, ...), got {optic!r}")
+
+
+def focus_error(optic: Optic, e: BaseException) -> BaseException:
+    """The lookup error of a missing focus, of the same type, naming the optic."""
+    detail = e.args[0] if len(e.args) == 1 else str(e)
+    return type(e)(f"{optic!r}: the focus is missing ({type(e).__name__}: {detail!r})")
+
+
 def view(s: Any, lens: Optic) -> Any:
     """The focus of ``lens`` in ``s``.
 
     >>> view({"w": [1.0, 2.0]}, item("w") / item(0))
     1.0
     """
-    return lens._get(s)
+    try:
+        get = lens._get
+    except AttributeError:
+        raise not_an_optic(lens) from None
+    try:
+        return get(s)
+    except (KeyError, IndexError, AttributeError) as e:
+        raise focus_error(lens, e) from e
 
 
 def set(s: Any, optic: Optic, x: Any) -> Any:
@@ -923,7 +944,14 @@ def set(s: Any, optic: Optic, x: Any) -> Any:
     >>> set([1.0, 2.0, 3.0], each, 0.0)
     [0.0, 0.0, 0.0]
     """
-    return optic._set(s, x)
+    try:
+        put = optic._set
+    except AttributeError:
+        raise not_an_optic(optic) from None
+    try:
+        return put(s, x)
+    except (KeyError, IndexError, AttributeError) as e:
+        raise focus_error(optic, e) from e
 
 
 def over(s: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
@@ -932,7 +960,11 @@ def over(s: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
     >>> over({"a": 1.0, "b": 2.0}, each, lambda v: 10.0 * v)
     {'a': 10.0, 'b': 20.0}
     """
-    return optic._over(s, fn)
+    try:
+        go = optic._over
+    except AttributeError:
+        raise not_an_optic(optic) from None
+    return go(s, fn)
 
 
 def preview(s: Any, optic: Optic) -> Any:
@@ -941,7 +973,11 @@ def preview(s: Any, optic: Optic) -> Any:
     >>> preview([None, 3.0], item(0) / just), preview([None, 3.0], item(1) / just)
     (None, 3.0)
     """
-    return optic._preview(s)
+    try:
+        find = optic._preview
+    except AttributeError:
+        raise not_an_optic(optic) from None
+    return find(s)
 
 
 def to_list_of(s: Any, optic: Optic) -> list[Any]:
@@ -950,4 +986,8 @@ def to_list_of(s: Any, optic: Optic) -> list[Any]:
     >>> to_list_of({"a": [1.0, 2.0], "b": [3.0]}, each / each)
     [1.0, 2.0, 3.0]
     """
-    return optic._fold(s)
+    try:
+        fold = optic._fold
+    except AttributeError:
+        raise not_an_optic(optic) from None
+    return fold(s)

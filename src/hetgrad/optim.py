@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import tree
 from .protocol import zero
 from .tree import TreeDef, flatten, unflatten
 
@@ -105,6 +106,25 @@ def _grads_leaves(grads: Any, n: int, who: str) -> tuple[list[Any], TreeDef]:
     return leaves, td
 
 
+def _check_state(state: Any, cls: type, who: str) -> None:
+    if not isinstance(state, cls):
+        raise TypeError(
+            f"{who}: expected the {cls.__name__} made by this optimizer's init (or returned "
+            f"by its last update), got {type(state).__name__}"
+        )
+
+
+def _check_shapes(gs: list[Any], ss: list[Any], td: TreeDef, who: str) -> None:
+    """Each gradient leaf has the shape of the state's leaf (no silent broadcasting)."""
+    for i, (g, v) in enumerate(zip(gs, ss)):
+        if np.shape(g) != np.shape(v):
+            path = tree.leaf_paths(td, "grads")[i]
+            raise ValueError(
+                f"{who}: the gradient at {path} has shape {np.shape(g)} but the optimizer "
+                f"state was made for a parameter of shape {np.shape(v)}"
+            )
+
+
 def sgd(lr: ScalarOrSchedule) -> GradientTransformation:
     """Plain stochastic gradient descent.
 
@@ -132,6 +152,7 @@ def sgd(lr: ScalarOrSchedule) -> GradientTransformation:
         return SgdState(0.0)
 
     def update(grads: Any, state: SgdState, params: Any = None) -> tuple[Any, SgdState]:
+        _check_state(state, SgdState, "sgd.update")
         leaves, td = flatten(grads)
         scale = -lr_k(int(state.step))
         return unflatten(td, [scale * g for g in leaves]), SgdState(state.step + 1.0)
@@ -172,8 +193,10 @@ def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformati
         return MomentumState(0.0, zero(params))
 
     def update(grads: Any, state: MomentumState, params: Any = None) -> tuple[Any, MomentumState]:
+        _check_state(state, MomentumState, "momentum.update")
         vs, vtd = flatten(state.velocity)
         gs, gtd = _grads_leaves(grads, len(vs), "momentum.update")
+        _check_shapes(gs, vs, gtd, "momentum.update")
         k = int(state.step)
         a, b = lr_k(k), mu_k(k)
         new_v = [a * g + b * v for g, v in zip(gs, vs)]
@@ -213,15 +236,20 @@ def adam(
     array([-0.01,  0.01], dtype=float32)
     """
     lr_k = _schedule(lr, "lr")
+    for name, x in (("b1", b1), ("b2", b2), ("eps", eps)):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+            raise TypeError(f"adam: {name} must be a number, got {x!r}")
     c1, c2 = 1.0 - b1, 1.0 - b2
 
     def init(params: Any) -> AdamState:
         return AdamState(0.0, zero(params), zero(params))
 
     def update(grads: Any, state: AdamState, params: Any = None) -> tuple[Any, AdamState]:
+        _check_state(state, AdamState, "adam.update")
         moments, std = flatten((state.mu, state.nu))
         n = len(moments) // 2
         gs, gtd = _grads_leaves(grads, n, "adam.update")
+        _check_shapes(gs, moments[:n], gtd, "adam.update")
         k = int(state.step)
         t = k + 1
         scale = -lr_k(k) / (1.0 - b1**t)
@@ -264,14 +292,24 @@ def apply_updates(params: Any, updates: Any) -> Any:
     {'w': array([2., 2.], dtype=float32), 'act': 'relu'}
     """
     ps, ptd = flatten(params)
-    us, _ = flatten(updates)
+    us, utd = flatten(updates)
     if len(us) != len(ps):
         raise ValueError(
             f"apply_updates: the updates have {len(us)} differentiable leaves but the "
             f"parameters have {len(ps)}"
         )
+    if not ptd.same_structure(utd):
+        raise ValueError(
+            f"apply_updates: the updates' structure {utd!r} differs from the parameters' "
+            f"{ptd!r}"
+        )
     out = []
-    for p, u in zip(ps, us):
+    for i, (p, u) in enumerate(zip(ps, us)):
+        if (type(p) is not float or type(u) is not float) and np.shape(u) != np.shape(p):
+            raise ValueError(
+                f"apply_updates: the update at {tree.leaf_paths(ptd, 'params')[i]} has shape "
+                f"{np.shape(u)}, the parameter {np.shape(p)}"
+            )
         x = p + u
         t = type(p)
         if type(x) is not t or (t is np.ndarray and x.dtype != p.dtype):
@@ -297,8 +335,8 @@ def linear_schedule(start: float, end: float, steps: int) -> Schedule:
     >>> s(0), round(s(75), 6), round(s(150), 6), round(s(1000), 6)
     (1.0, 0.55, 0.1, 0.1)
     """
-    if steps <= 0:
-        raise ValueError(f"linear_schedule: steps must be positive, got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+        raise ValueError(f"linear_schedule: steps must be a positive int, got {steps!r}")
     start, end = float(start), float(end)
     return lambda k: start + (end - start) * min(k, steps) / steps
 

@@ -68,6 +68,8 @@ def primitive(fn: Callable[..., Any]) -> Primitive:
     >>> hetgrad.grad_bp(cube, 2.0)
     12.0
     """
+    if not callable(fn):
+        raise TypeError(f"hetgrad.primitive decorates a function; got {type(fn).__name__}")
     p = Primitive(fn)
     p.vjps = tuple(missing_rule(p.name, k) for k in range(_positional_count(fn)))
     return p
@@ -176,7 +178,7 @@ def call_custom(
     flat = [flatten(a) for a in args]
     tape = _find_tape([leaves for leaves, _ in flat])
     if tape is None:
-        return fn(*args)[0]
+        return _pair(name, fn(*args))[0]
     if tape.nodes is None:
         from .tape import _escaped
 
@@ -195,10 +197,11 @@ def call_custom(
                 parents.append(None)
         primals.append(unflatten(td, vals))
         arg_info.append((td, vals))
-    y, user_pullback = fn(*primals)
-    if not callable(user_pullback):
-        raise TypeError(f"{name} must return (value, pullback); the second item is not callable")
-    out_leaves, out_td = flatten(y)
+    y, user_pullback = _pair(name, fn(*primals))
+    try:
+        out_leaves, out_td = flatten(y)
+    except tree.UnsupportedLeafError as e:
+        raise TypeError(f"{name}: its value at {e.path('value')}: {e.reason}") from None
     nargs = len(args)
 
     def pullback(g: Any) -> list[Any]:
@@ -228,7 +231,19 @@ def call_custom(
     return record_whole(tape, tuple(parents), pullback, out_td, out_leaves, name)
 
 
+def _pair(name: str, result: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """A custom op's ``(value, pullback)``, checked."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        raise TypeError(f"{name} must return a pair (value, pullback), got {got}")
+    if not callable(result[1]):
+        raise TypeError(f"{name} must return (value, pullback); the second item is not callable")
+    return result
+
+
 def _make_op(fn: Callable[..., Any], arity: int | None) -> Callable[..., Any]:
+    if not callable(fn):
+        raise TypeError(f"hetgrad.op1/op2/op3/opN lift a function; got {type(fn).__name__}")
     name = getattr(fn, "__name__", "op")
 
     @functools.wraps(fn)

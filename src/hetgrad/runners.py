@@ -157,11 +157,27 @@ def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
 
 
 def _argnums(argnums: int | Sequence[int], n: int, runner: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if isinstance(argnums, int) and not isinstance(argnums, bool):
+        nums: tuple[Any, ...] = (argnums,)
+    elif isinstance(argnums, (tuple, list)):
+        nums = tuple(argnums)
+    else:
+        raise TypeError(
+            f"{runner}: argnums must be an int or a tuple of ints, got {argnums!r}"
+        )
     for i in nums:
-        if not isinstance(i, int) or not -n <= i < n:
+        if not isinstance(i, int) or isinstance(i, bool) or not -n <= i < n:
             raise ValueError(f"{runner}: argnums {argnums!r} out of range for {n} argument(s)")
-    return tuple(i % n for i in nums)
+    out = tuple(i % n for i in nums)
+    if len(set(out)) != len(out):
+        # Watching one argument twice would give the gradient to the second copy only.
+        raise ValueError(f"{runner}: argnums {argnums!r} names an argument twice")
+    return out
+
+
+def _callable(f: Any, runner: str) -> None:
+    if not callable(f):
+        raise TypeError(f"{runner} differentiates a function; got {type(f).__name__} {f!r}")
 
 
 def _value_and_gradients(
@@ -192,6 +208,7 @@ def grad_bp(f: Callable[..., Any], *args: Any) -> Any:
     >>> hetgrad.grad_bp(lambda v: v[0] * v[1] + np.sin(v[0]), [1.0, 2.0])
     [2.5403023058681398, 1.0]
     """
+    _callable(f, "grad_bp")
     nums = tuple(range(len(args)))
     _, _, grads = _value_and_gradients(f, args, nums, {}, False, "grad_bp")
     return grads[0] if len(args) == 1 else tuple(grads)
@@ -204,6 +221,7 @@ def backprop(f: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
     >>> hetgrad.backprop(lambda x: x ** 2 + 3, 9.0)
     (84.0, 18.0)
     """
+    _callable(f, "backprop")
     nums = tuple(range(len(args)))
     value, _, grads = _value_and_gradients(f, args, nums, {}, False, "backprop")
     return value, grads[0] if len(args) == 1 else tuple(grads)
@@ -221,8 +239,13 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
     >>> y, pullback((1.0, 0.0)), pullback((0.0, 1.0))
     ((6.0, 9.0), 2.0, 6.0)
     """
+    _callable(f, "backprop_with")
     run = _Run(f, args, range(len(args)), {}, "backprop_with")
-    value = tree.tree_map(primal_level, run.out)
+    try:
+        value = tree.tree_map(primal_level, run.out)
+    except tree.UnsupportedLeafError as e:
+        run.tape.release()
+        raise TypeError(f"backprop_with: the output at {e.path('out')}: {e.reason}") from None
     n = len(args)
 
     def pullback(cotangent: Any) -> Any:
@@ -250,6 +273,8 @@ def value_and_grad(
     (10.0, (5.0, 2.0))
     """
 
+    _callable(f, "value_and_grad")
+
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), "value_and_grad")
         value, aux, grads = _value_and_gradients(
@@ -272,6 +297,8 @@ def grad(
     >>> hetgrad.grad(hetgrad.grad(lambda x: x ** 3))(2.0)
     12.0
     """
+
+    _callable(f, "grad")
 
     def grad_f(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), "grad")

@@ -246,6 +246,12 @@ class Primitive:
         >>> round(hetgrad.grad_bp(logistic, 0.0), 6)
         0.25
         """
+        for k, rule in enumerate(rules):
+            if rule is not None and not callable(rule):
+                raise TypeError(
+                    f"{self.name}.defvjp: the rule for argument {k} must be a function "
+                    f"rule(g, ans, *args) or None, got {type(rule).__name__}"
+                )
         made = []
         missing = max(0, len(self.vjps) - len(rules))  # positions without a rule
         for k, rule in enumerate(tuple(rules) + (None,) * missing):
@@ -449,7 +455,10 @@ def record(
     if is_leaf_value(y):
         nodes.append((vjps, parents, args, y, kw, name))
         return _new_bvar(y, tape, len(nodes) - 1)
-    leaves, td = flatten(y)
+    try:
+        leaves, td = flatten(y)
+    except tree.UnsupportedLeafError as e:
+        raise TypeError(f"{name} returned a value hetgrad cannot record: {e}") from None
 
     def pullback(parts: list[Any]) -> list[Any]:
         g = assemble(td, leaves, parts)

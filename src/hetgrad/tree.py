@@ -59,7 +59,12 @@ class UnsupportedLeafError(TypeError):
         return root + format_path(reversed(self.keys))
 
     def __str__(self) -> str:
-        return self.reason
+        # Caught by a runner, the path is named from its argument (``args[0].w``); raised
+        # through anything else (tree_map, optimizers, checkpoint), it names it from the
+        # value given (``value['layers'][2].activation``).
+        if not self.keys:
+            return self.reason
+        return f"at {self.path('value')}: {self.reason}"
 
 
 def format_path(keys: Any) -> str:
@@ -360,7 +365,15 @@ class TreeDef:
         return self.container.name
 
     def __repr__(self) -> str:
-        return f"TreeDef({self.describe()}, {self.children!r})"
+        if self.container is None:
+            return f"TreeDef({self.describe()}, {self.children!r})"
+        # Keys shown, so two structures that differ only in their keys read differently.
+        keys = self.container.keys(self.aux)
+        kids = ", ".join(
+            f"{format_path([k])}={'leaf' if c is None else repr(c)}"
+            for k, c in zip(keys, self.children)
+        )
+        return f"TreeDef({self.describe()}, ({kids}))"
 
 
 def _aux_key(td: TreeDef) -> Any:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .lens import RECORD, Optic, family, join, type_of
+from .lens import RECORD, Optic, family, focus_error, join, type_of
 from .primitive import call_custom
 from .tape import BVar, TreeVar, primal
 
@@ -65,7 +65,10 @@ def view_var(v: Any, lens: Optic) -> Any:
         get = lens._vget
     except AttributeError:
         raise _not_an_optic(lens) from None
-    return get(v)
+    try:
+        return get(v)
+    except (KeyError, IndexError, AttributeError) as e:
+        raise focus_error(lens, e) from e
 
 
 def set_var(v: Any, optic: Optic, x: Any) -> Any:
@@ -84,7 +87,10 @@ def set_var(v: Any, optic: Optic, x: Any) -> Any:
         put = optic._vset
     except AttributeError:
         raise _not_an_optic(optic) from None
-    return put(v, x)
+    try:
+        return put(v, x)
+    except (KeyError, IndexError, AttributeError) as e:
+        raise focus_error(optic, e) from e
 
 
 def over_var(v: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
