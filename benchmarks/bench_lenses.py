@@ -162,7 +162,7 @@ def one_view(report: Report, quick: bool) -> None:
 
     def direct(inside: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def loss(s: Any) -> Any:
-            kids = inside(s).children  # the BVar's own list of field BVars: no lens at all
+            kids = inside(s)._children  # the BVar's own list of field BVars: no lens at all
             total = 0.0
             for i in order:
                 total = total + kids[i]

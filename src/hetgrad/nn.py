@@ -49,8 +49,14 @@ def _sigmoid(x: Any) -> Any:
         return e / (1.0 + e)
     if isinstance(x, BVar):  # a BVar of an outer tape: record this primitive there
         return sigmoid(x)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    # exp(-log(1 + exp(-x))): no overflow for any x, four ufunc calls into one buffer.
+    x = np.asarray(x)
+    out = np.empty(x.shape, np.result_type(x, 0.5))
+    np.negative(x, out=out)
+    np.logaddexp(0.0, out, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    return out if out.ndim else out[()]
 
 
 def _relu(x: Any) -> Any:
@@ -72,8 +78,9 @@ def _softplus(x: Any) -> Any:
 def _softmax(x: Any, axis: int = -1) -> Any:
     if isinstance(x, BVar):
         return softmax(x, axis)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    x = np.asarray(x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _softmax_grad(g: Any, y: Any, x: Any, axis: int = -1) -> Any:
@@ -147,13 +154,19 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 def _cross_entropy(logits: Any, targets: Any) -> Any:
     if isinstance(logits, BVar) or isinstance(targets, BVar):
         return cross_entropy(logits, targets)
-    shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    logp = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-    return -np.sum(np.where(targets != 0, targets * logp, 0.0))
+    logits = np.asarray(logits)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    if np.all(np.isfinite(logp)):
+        return -(targets * logp).sum()
+    taken = targets != 0  # a class with target 0 adds 0, even where its logit is -inf
+    return -np.where(taken, targets * np.where(taken, logp, 0.0), 0.0).sum()
 
 
 def _ce_logits_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
     total = np.sum(targets, axis=-1, keepdims=True)  # 1 for one-hot or probability targets
+    if type(total) is np.ndarray and total.size == 1 and total.item() == 1.0:
+        return g * (softmax(logits) - targets)  # one row of one-hot or probability targets
     return g * (softmax(logits) * total - targets)
 
 

@@ -58,16 +58,32 @@ def on_floats(p: Primitive, *vjps: Callable[..., Any]) -> None:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     t = type(x)
-    if t is float:
+    if t is np.ndarray:
+        return x.shape
+    if t is float or t is np.float64 or t is int:
         return ()
-    if t is np.ndarray or t is BVar:
+    if t is BVar:
         return x.shape
     return np.shape(x)
 
 
+def ndim_of(x: Any) -> int:
+    return x.ndim if type(x) is np.ndarray else len(shape_of(x))
+
+
+def outer_product(a: Any, b: Any) -> Any:
+    """``np.outer`` of two vectors; NumPy's C-level ufunc method for plain arrays."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return np.multiply.outer(a, b)
+    return np.outer(a, b)
+
+
 def unbroadcast(g: Any, x: Any) -> Any:
     """Sum ``g`` down to the shape of ``x`` (undoing NumPy broadcasting)."""
-    if type(x) is float:
+    tx = type(x)
+    if tx is np.ndarray and type(g) is np.ndarray and g.shape == x.shape:
+        return g  # the usual case: nothing was broadcast
+    if tx is float:
         return g if type(g) is float else _scalar(np.sum(g))
     xs = shape_of(x)
     gs = shape_of(g)
@@ -196,14 +212,16 @@ minimum = prim(np.minimum, lambda g, y, a, b: unbroadcast(g * _tie_split(a, b, F
 
 
 def _matmul_grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
-    na, nb = len(shape_of(a)), len(shape_of(b))
+    na, nb = ndim_of(a), ndim_of(b)
     if nb == 1:
         if na == 1:
             return g * b  # inner product: y is a scalar
         if na == 2:  # matrix @ vector, the per-sample layer: an outer product
-            return np.outer(g, b)
+            return outer_product(g, b)
         return unbroadcast(np.expand_dims(g, -1) * b, a)
     if na == 1:
+        if nb == 2:  # vector @ matrix, the per-sample layer written x @ W: a mat-vec
+            return b @ g
         return unbroadcast(np.matmul(b, np.expand_dims(g, -1))[..., 0], a)
     if na == 2 and nb == 2:
         return g @ b.T  # no batch axes to undo
@@ -211,14 +229,16 @@ def _matmul_grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_grad_b(g: Any, y: Any, a: Any, b: Any) -> Any:
-    na, nb = len(shape_of(a)), len(shape_of(b))
+    na, nb = ndim_of(a), ndim_of(b)
     if na == 1:
         if nb == 1:
             return g * a
-        if nb == 2:
-            return np.outer(a, g)
+        if nb == 2:  # vector @ matrix, the per-sample layer written x @ W
+            return outer_product(a, g)
         return unbroadcast(np.expand_dims(a, -1) * np.expand_dims(g, -2), b)
     if nb == 1:
+        if na == 2:  # matrix @ vector: a vec-mat
+            return g @ a
         return unbroadcast(np.matmul(np.expand_dims(g, -2), a)[..., 0, :], b)
     if na == 2 and nb == 2:
         return a.T @ g

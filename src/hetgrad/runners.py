@@ -121,6 +121,11 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     if t is float:
         return g if type(g) is float else float(g)
     if t is np.ndarray:
+        if type(g) is np.ndarray and id(g) not in returned and g.dtype == x.dtype:
+            flags = g.flags
+            if flags.owndata and flags.writeable and g.shape == x.shape:
+                returned.add(id(g))
+                return g  # a fresh array of the engine's: hand it over as it is
         if type(g) is not np.ndarray or g.dtype != x.dtype or g.shape != x.shape:
             g = np.asarray(g, dtype=x.dtype)
             if g.shape != x.shape:
@@ -136,6 +141,12 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
 
 def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
     """Check that ``out`` is a real scalar; return (its value at this level, the seed)."""
+    if type(out) is BVar:  # the common cases first
+        t = type(out._value)
+        if t is float:
+            return out._value, 1.0
+        if t is np.float64:
+            return out._value, np.float64(1.0)
     value = raw_level(out)
     p = primal(out)
     t = type(p)

@@ -91,10 +91,14 @@ class Tape:
     def watch(self, x: Any) -> tuple[Any, TreeDef, list[BVar]]:
         """Wrap every differentiable leaf of ``x``; return the view, its TreeDef, the leaves."""
         leaves, td = flatten(x)
-        inputs = [self.new_input(v) for v in leaves]
+        nodes = self.nodes
+        assert nodes is not None
+        inputs = []
         for v in leaves:
             if type(v) is np.ndarray:
                 self.lock(v)
+            inputs.append(_new_bvar(v, self, len(nodes)))
+            nodes.append(None)
         if td is LEAF_DEF:
             return inputs[0], td, inputs
         return build_view(td, iter(inputs), self), td, inputs
@@ -755,11 +759,11 @@ class TreeVar(BVar):
         return lookup.get(key)
 
     def __getattr__(self, name: str) -> Any:
+        i = self._container.attributes.get(name)
+        if i is not None:
+            return self._children[i]
         if name.startswith("__"):
             raise AttributeError(name)
-        i = self._index_of(name)
-        if i is not None and isinstance(self._container.keys(self._aux)[i], tree._Attr):
-            return self._children[i]
         return getattr(self._split(), name)
 
     def __getitem__(self, key: Any) -> Any:
@@ -842,7 +846,7 @@ class _FieldFirst:
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         if obj is None:
             return self
-        i = obj._index_of(self.name)
+        i = obj._container.attributes.get(self.name)
         if i is not None:
             return obj._children[i]
         return getattr(obj._split(), self.name)

@@ -106,10 +106,12 @@ class Container:
 
     ``split(x)`` returns ``(aux, children)``; ``rebuild(aux, children)`` inverts it.
     ``keys(aux)`` names each child (for paths and lenses); ``static`` marks children that
-    are static whatever their type (dataclass fields declared static).
+    are static whatever their type (dataclass fields declared static).  ``attributes``
+    maps field names to child positions for records (dataclasses, NamedTuples), whose
+    fields are read as attributes.
     """
 
-    __slots__ = ("name", "split", "rebuild", "keys", "static")
+    __slots__ = ("name", "split", "rebuild", "keys", "static", "attributes")
 
     def __init__(
         self,
@@ -118,12 +120,14 @@ class Container:
         rebuild: Callable[[Any, Sequence[Any]], Any],
         keys: Callable[[Any], Sequence[Any]],
         static: tuple[bool, ...] | None = None,
+        attributes: dict[str, int] | None = None,
     ) -> None:
         self.name = name
         self.split = split
         self.rebuild = rebuild
         self.keys = keys
         self.static = static
+        self.attributes: dict[str, int] = attributes or {}
 
     def __repr__(self) -> str:
         return f"Container({self.name})"
@@ -162,6 +166,7 @@ def _namedtuple_container(cls: type) -> Container:
         lambda x: (cls, x),
         lambda aux, ch: cls._make(ch),  # type: ignore[attr-defined]
         lambda aux: names,
+        attributes={f: i for i, f in enumerate(cls._fields)},  # type: ignore[attr-defined]
     )
 
 
@@ -188,7 +193,8 @@ def _dataclass_container(cls: type) -> Container:
             setter(obj, n, c)
         return obj
 
-    return Container(cls.__name__, split, rebuild, lambda aux: keys, static)
+    attributes = {n: i for i, n in enumerate(names)}
+    return Container(cls.__name__, split, rebuild, lambda aux: keys, static, attributes)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Handwritten digits: a multilayer perceptron trained on MNIST with hetgrad's gradients.
 
 The network is written the way you would write it without hetgrad: your own ``Layer``
-and ``Network`` dataclasses, ``logistic`` and ``softmax`` in NumPy, a cross-entropy loss.
+and ``Network`` dataclasses and NumPy code, with logistic hidden layers and a softmax
+output scored by cross-entropy (``hetgrad.nn``'s fused, numerically stable versions).
 ``hetgrad.grad`` turns the loss into a function returning a ``Network`` of gradients, and
 plain stochastic gradient descent (``net - rate * grad``) trains it, one sample per step by
 default.  The training set is shuffled each epoch and processed in chunks of 5000; after
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import hetgrad
+from hetgrad import nn
 from hetgrad.datasets import load_mnist
 
 
@@ -39,31 +41,19 @@ class Network(hetgrad.Params):
     layers: tuple[Layer, ...]
 
 
-def logistic(x: Any) -> Any:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def softmax(x: Any) -> Any:
-    e = np.exp(x)
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
 def run_net(net: Network, x: Any) -> Any:
-    """Class probabilities for one image (784,) or a batch (n, 784)."""
+    """The output layer's logits (softmax gives the class probabilities) for one image
+    (784,) or a batch (n, 784)."""
     *hidden, output = net.layers
     for layer in hidden:
-        x = logistic(x @ layer.weights + layer.biases)
-    return softmax(x @ output.weights + output.biases)
-
-
-def cross_entropy(targets: np.ndarray, probs: Any) -> Any:
-    """Mean over the batch (if any) of -sum(target * log(prob))."""
-    n = targets.shape[0] if targets.ndim == 2 else 1
-    return -np.sum(targets * np.log(probs)) / n
+        x = nn.logistic(x @ layer.weights + layer.biases)
+    return x @ output.weights + output.biases
 
 
 def net_error(net: Network, x: np.ndarray, targets: np.ndarray) -> Any:
-    return cross_entropy(targets, run_net(net, x))
+    """Cross-entropy of softmax(logits) against one-hot targets, averaged over a batch."""
+    n = targets.shape[0] if targets.ndim == 2 else 1
+    return nn.cross_entropy(run_net(net, x), targets) / n
 
 
 def init_network(sizes: list[int], rng: np.random.Generator) -> Network:
