@@ -37,6 +37,13 @@ def debug_nans() -> Iterator[None]:
     Inside the block every recorded operation checks its value, and its gradient rules
     check what they return; the error names the operation and the line of your code that
     called it.  Runs slower: use it to find a problem, not to train.
+
+    >>> import numpy as np, hetgrad
+    >>> with hetgrad.debug_nans(), np.errstate(invalid="ignore"):
+    ...     hetgrad.grad_bp(lambda x: np.log(x) * 2.0, -1.0)
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: debug_nans: log produced a value that is not finite ...
     """
     _state.depth = getattr(_state, "depth", 0) + 1
     try:

@@ -278,7 +278,13 @@ def op2(fn: Callable[[Any, Any], tuple[Any, Callable[[Any], Any]]]) -> Callable[
 
 
 def op3(fn: Callable[..., tuple[Any, Callable[[Any], Any]]]) -> Callable[..., Any]:
-    """Lift ``fn(x, y, z) -> (w, pullback)``; ``pullback(g)`` returns three gradients."""
+    """Lift ``fn(x, y, z) -> (w, pullback)``; ``pullback(g)`` returns three gradients.
+
+    >>> import hetgrad
+    >>> fma = hetgrad.op3(lambda a, b, c: (a * b + c, lambda g: (g * b, g * a, g)))
+    >>> hetgrad.grad_bp(fma, 2.0, 3.0, 4.0)
+    (3.0, 2.0, 1.0)
+    """
     return _make_op(fn, 3)
 
 

@@ -171,7 +171,15 @@ def _namedtuple_container(cls: type) -> Container:
 
 
 def is_static_field(f: dataclasses.Field) -> bool:
-    """True for a dataclass field declared ``field(metadata={"static": True})``."""
+    """True for a dataclass field declared ``field(metadata={"static": True})``.
+
+    >>> @dataclasses.dataclass
+    ... class Layer:
+    ...     w: float
+    ...     size: float = dataclasses.field(default=1.0, metadata={"static": True})
+    >>> [is_static_field(f) for f in dataclasses.fields(Layer)]
+    [False, True]
+    """
     return bool(f.metadata.get("static", False))
 
 
@@ -453,7 +461,12 @@ def _flatten_into(x: Any, leaves: list[Any]) -> Any:
 
 
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
-    """Rebuild a structure from a TreeDef and its leaves (inverse of :func:`flatten`)."""
+    """Rebuild a structure from a TreeDef and its leaves (inverse of :func:`flatten`).
+
+    >>> leaves, treedef = flatten((1.0, {"b": 2.0, "tag": "x"}))
+    >>> unflatten(treedef, [3.0, 4.0])
+    (3.0, {'b': 4.0, 'tag': 'x'})
+    """
     it = iter(leaves)
     out = _unflatten(treedef, it)
     return out
@@ -504,7 +517,11 @@ def _raw_keys(td: TreeDef) -> list[tuple[Any, ...]]:
 
 
 def leaf_paths(treedef: TreeDef, root: str = "") -> list[str]:
-    """Python-looking paths of every differentiable leaf, e.g. ``root.layers[0].w``."""
+    """Python-looking paths of every differentiable leaf, e.g. ``root.layers[0].w``.
+
+    >>> leaf_paths(flatten({"layers": [(1.0, 2.0)]})[1], "net")
+    ["net['layers'][0][0]", "net['layers'][0][1]"]
+    """
     return [root + format_path(p) for p in _raw_keys(treedef)]
 
 
