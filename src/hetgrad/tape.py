@@ -79,6 +79,14 @@ class Tape:
         if a.flags.writeable:
             a.flags.writeable = False
             self.locked.append(a)
+            # A view's data can be written through its base too (``data[1, 0] = x`` under a
+            # saved ``data[1]``): lock the chain of bases, released bases first.
+            base = a.base
+            while type(base) is np.ndarray:
+                if base.flags.writeable:
+                    base.flags.writeable = False
+                    self.locked.append(base)
+                base = base.base
 
     # -- recording ---------------------------------------------------------------------
 
