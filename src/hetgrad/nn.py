@@ -24,7 +24,7 @@ import numpy as np
 
 from .numpy import logsumexp
 from .numpy._core import apply1
-from .rules import prim
+from .rules import prim, unread
 from .tape import BVar, binary, primal, unary
 
 __all__ = [
@@ -91,6 +91,8 @@ sigmoid_p = prim(_sigmoid, lambda g, y, x: g * y * (1.0 - y), name="sigmoid")
 relu_p = prim(_relu, lambda g, y, x: g * (primal(x) > 0), name="relu")
 softplus_p = prim(_softplus, lambda g, y, x: g * sigmoid(x), name="softplus")
 softmax_p = prim(_softmax, _softmax_grad, name="softmax", nondiff=(1,))
+for _p in (sigmoid_p, softmax_p):  # their rules read the output only
+    unread(_p, 0)
 _softmax_kw = apply1(softmax_p)
 
 

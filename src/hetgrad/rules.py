@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .tape import BVar, Primitive, apply, binary, primal, unary
+from .tape import BVar, Primitive, ShapeOf, apply, binary, primal, unary
 
 UFUNCS: dict[Any, Primitive] = {}
 """NumPy ufunc -> differentiable primitive, used by ``BVar.__array_ufunc__``."""
@@ -46,6 +46,11 @@ def prim(
     return p
 
 
+def unread(p: Primitive, *positions: int) -> None:
+    """Declare that ``p``'s rules never read these inputs' values (kept as ShapeOf)."""
+    p.reads = tuple(k not in positions for k in range(max(positions) + 1))
+
+
 def on_floats(p: Primitive, *vjps: Callable[..., Any]) -> None:
     """Give ``p`` rules for Python-float operands (the moons-style scalar fast path)."""
     p.float_vjps = vjps
@@ -62,7 +67,7 @@ def shape_of(x: Any) -> tuple[int, ...]:
         return x.shape
     if t is float or t is np.float64 or t is int:
         return ()
-    if t is BVar:
+    if t is BVar or t is ShapeOf:
         return x.shape
     return np.shape(x)
 
@@ -493,6 +498,14 @@ logaddexp2 = prim(np.logaddexp2,
                   lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, y, exp2_), a),
                   lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, y, exp2_), b),
                   name="logaddexp2")  # fmt: skip
+
+
+# Rules that read no input values (only shapes, or the output): the tape keeps ShapeOf.
+unread(add, 0, 1)
+unread(subtract, 0, 1)
+for _p in (negative, exp, tanh, sqrt, sum_, mean, reshape, broadcast_to, expand_dims,
+           swapaxes, transpose):  # fmt: skip
+    unread(_p, 0)
 
 
 # --------------------------------------------------------------------------------------

@@ -235,6 +235,10 @@ class Primitive:
         self.vjps: tuple[Callable[..., Any], ...] = ()
         # Rules for Python-float operands (no broadcasting to undo); set for the operators.
         self.float_vjps: tuple[Callable[..., Any], ...] = ()
+        # Which of the first positional inputs the rules read (None: all; positions past
+        # the end are read).  An array input they do not read is stored on the tape as its
+        # ShapeOf, so it can be freed after the forward pass.
+        self.reads: tuple[bool, ...] | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -275,6 +279,33 @@ class Primitive:
                 made.append(rule)
         self.vjps = self.float_vjps = tuple(made)
         return self
+
+
+class ShapeOf:
+    """Stands in, on the tape, for an array input whose value no gradient rule reads.
+
+    Rules such as ``add``'s or ``exp``'s need only the input's shape (to undo
+    broadcasting) or nothing at all; keeping the array itself alive until the backward
+    pass would only raise peak memory.
+    """
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.shape = a.shape
+        self.dtype = a.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def stored(reads: tuple[bool, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` as a node keeps them: arrays the rules do not read become ShapeOf."""
+    return tuple(
+        ShapeOf(a) if k < len(reads) and not reads[k] and type(a) is np.ndarray else a
+        for k, a in enumerate(args)
+    )
 
 
 def missing_rule(name: str, k: int) -> Callable[..., Any]:
@@ -381,8 +412,12 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         raise _escaped(tape)
     y = prim.fn(av, bv)
     # A float result means both operands were Python numbers: no broadcasting to undo.
-    vjps = prim.float_vjps if type(y) is float else prim.vjps
-    nodes.append((vjps, parents, (av, bv), y, None, prim.name))
+    if type(y) is float:
+        nodes.append((prim.float_vjps, parents, (av, bv), y, None, prim.name))
+    else:
+        reads = prim.reads
+        args = (av, bv) if reads is None else stored(reads, (av, bv))
+        nodes.append((prim.vjps, parents, args, y, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
@@ -394,6 +429,9 @@ def unary(prim: Primitive, a: BVar) -> Any:
         raise _escaped(tape)
     av = a._value
     y = prim.fn(av)
+    reads = prim.reads
+    if reads is not None and type(av) is np.ndarray and reads and not reads[0]:
+        av = ShapeOf(av)
     nodes.append((prim.vjps, (a._index,), (av,), y, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
@@ -440,6 +478,8 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
             parents.append(None)
     tvals = tuple(vals)
     y = prim.fn(*tvals, **kwargs)
+    if prim.reads is not None:
+        tvals = stored(prim.reads, tvals)
     return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name)
 
 

@@ -19,6 +19,7 @@ from ..tape import (
     primal,
     record,
     record_whole,
+    stored,
 )
 from ..tree import flatten
 
@@ -50,7 +51,8 @@ def apply1(p: Primitive) -> Callable[..., Any]:
             raise _escaped(tape)
         av = a._value
         y = p.fn(av, **kwargs)
-        return record(tape, p.vjps, (a._index,), (av,), y, kwargs or None, p.name)
+        kept = (av,) if p.reads is None else stored(p.reads, (av,))
+        return record(tape, p.vjps, (a._index,), kept, y, kwargs or None, p.name)
 
     impl.__name__ = p.name
     return impl
