@@ -87,13 +87,10 @@ def test_public_functions_have_an_example(module: str, name: str) -> None:
     assert ">>>" in (inspect.getdoc(obj) or ""), f"{module}.{name} has no example"
 
 
-@pytest.mark.parametrize("module", PUBLIC_MODULES)
+@pytest.mark.parametrize("module", [m for m in PUBLIC_MODULES if m != "hetgrad.laws"])
 def test_public_modules_have_an_api_page(module: str) -> None:
-    pages = "".join((DOCS / "api" / p).read_text() for p in ("hetgrad.md", *PAGES_API))
-    assert f"::: {module}" in pages or module == "hetgrad.laws"
-
-
-PAGES_API = [p.removeprefix("api/") for p in PAGES if p.startswith("api/")]
+    api = "".join((DOCS / p).read_text() for p in PAGES if p.startswith("api/"))
+    assert f"::: {module}\n" in api
 
 
 def test_top_level_names_are_on_the_api_page() -> None:
@@ -101,5 +98,6 @@ def test_top_level_names_are_on_the_api_page() -> None:
 
     page = (DOCS / "api" / "hetgrad.md").read_text()
     modules = {"checkpoint", "datasets", "lens", "optim"}
+    page = page.replace("::: hetgrad.primitive.primitive", "::: hetgrad.primitive")  # a module too
     missing = [n for n in hetgrad.__all__ if n not in modules and f"::: hetgrad.{n}\n" not in page]
     assert not missing, f"not on docs/api/hetgrad.md: {missing}"
