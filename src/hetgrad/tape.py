@@ -946,6 +946,7 @@ def make_view(container: Container, aux: Any, children: list[Any], tape: Tape | 
 
 tree._kinds[BVar] = tree.LEAF
 tree._kinds[TreeVar] = VIEW
+tree.set_bvar_type(BVar)
 register_backprop(
     BVar, zero=lambda v: zero(primal(v)), add=operator.add, one=lambda v: one(primal(v))
 )

@@ -450,14 +450,32 @@ def _flatten_into(x: Any, leaves: list[Any]) -> Any:
     i = 0
     try:
         for i, c in enumerate(kids):
+            tc = type(c)
             if static is not None and static[i]:
                 out.append(Static(c))
+            # Leaves of the common types are handled here rather than by a recursive call.
+            elif tc is float or (tc is np.ndarray and c.dtype.kind == "f") or tc is _bvar_type:
+                leaves.append(c)
+                out.append(None)
             else:
                 out.append(_flatten_into(c, leaves))
     except UnsupportedLeafError as e:
         e.keys.append(list(k.keys(aux))[i])
         raise
     return TreeDef(k, aux, tuple(out))
+
+
+class _NoType:
+    """Placeholder until the engine declares its BVar type (see ``set_bvar_type``)."""
+
+
+_bvar_type: type = _NoType
+
+
+def set_bvar_type(t: type) -> None:
+    """Let the engine declare BVar, so flatten takes its fast path for BVar leaves."""
+    global _bvar_type
+    _bvar_type = t
 
 
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
