@@ -27,32 +27,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from hetgrad.allocator import keep_freed_memory  # noqa: E402
+
 from .harness import Report  # noqa: E402
 
 HERE = Path(__file__).parent
-
-
-def keep_freed_memory() -> str:
-    """Stop glibc returning freed memory to the kernel after every large array; say what was set.
-
-    With glibc's defaults, arrays of a few MB are mmap'd or trimmed away when freed, so the
-    next one page-faults its memory in again: on this machine (a VM with costly page faults)
-    ``W - 0.02 * G`` on two 784x300 arrays takes 3.1 ms instead of 0.15 ms.  That cost would
-    swamp every large-array workload and depends on the order of allocations, so the suite
-    keeps freed memory in the process for all implementations alike.
-    """
-    if platform.system() != "Linux":
-        return "system default"
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        ok = (libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
-              and libc.mallopt(m_top_pad, 16 << 20))  # fmt: skip
-    except (OSError, AttributeError):
-        return "system default"
-    return "glibc, mmap threshold 32 MiB, no trimming" if ok else "system default"
 
 
 def environment(malloc: str = "system default") -> dict[str, str]:

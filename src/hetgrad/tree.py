@@ -446,7 +446,7 @@ def _flatten_into(x: Any, leaves: list[Any]) -> Any:
     else:
         aux, kids = k.split(x)
     static = k.static
-    out = []
+    out: list[Any] = []
     i = 0
     try:
         for i, c in enumerate(kids):

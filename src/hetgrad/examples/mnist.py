@@ -27,6 +27,7 @@ import numpy as np
 
 import hetgrad
 from hetgrad import nn
+from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import load_mnist
 
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it
 
     try:
         data = load_mnist(args.data)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import hetgrad
+from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import make_moons
 
 
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it
 
     from tqdm import tqdm
 

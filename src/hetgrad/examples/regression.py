@@ -26,6 +26,7 @@ import numpy as np
 
 import hetgrad
 from hetgrad import optim
+from hetgrad.allocator import keep_freed_memory
 
 
 def target_function(x: np.ndarray) -> np.ndarray:
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it
 
     from tqdm import tqdm
 
