@@ -377,3 +377,12 @@ def test_threads_are_independent() -> None:
     for k in range(6):
         want = (k + 1) * 1.5**k
         assert all(abs(g - want) < 1e-12 for g in results[k])
+
+
+def test_gradient_never_aliases_the_callers_cotangent() -> None:
+    ct = np.array([1.0, 2.0])
+    _, pullback = backprop_with(lambda x: x, np.zeros(2))
+    g = pullback(ct)
+    assert g is not ct and not np.shares_memory(g, ct)
+    g += 1.0
+    np.testing.assert_array_equal(ct, [1.0, 2.0])

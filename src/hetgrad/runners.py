@@ -88,7 +88,9 @@ class _Run:
                     f"{np.shape(primal(v))}"
                 )
             if isinstance(v, BVar) and v._tape is self.tape:
-                seeds.append((v._index, c))
+                # A view: a gradient that is the cotangent itself is then copied, not
+                # handed back as the caller's own array.
+                seeds.append((v._index, c.view() if type(c) is np.ndarray else c))
         return seeds
 
     def gradients(self, seeds: list[tuple[int, Any]]) -> list[Any]:
@@ -113,19 +115,20 @@ def _has_static_leaf(td: TreeDef) -> bool:
 
 def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     """Give a leaf's gradient the exact type, shape and dtype of the leaf."""
+    t = type(x)
+    if t is np.ndarray and type(g) is np.ndarray:
+        if g.shape == x.shape and g.dtype == x.dtype and id(g) not in returned:
+            flags = g.flags
+            if flags.owndata and flags.writeable:
+                returned.add(id(g))
+                return g  # a fresh array of the engine's: hand it over as it is
     if g is None:
         return zero(x)
     if isinstance(g, BVar) or isinstance(x, BVar):
         return g  # a gradient being differentiated by an outer runner
-    t = type(x)
     if t is float:
         return g if type(g) is float else float(g)
     if t is np.ndarray:
-        if type(g) is np.ndarray and id(g) not in returned and g.dtype == x.dtype:
-            flags = g.flags
-            if flags.owndata and flags.writeable and g.shape == x.shape:
-                returned.add(id(g))
-                return g  # a fresh array of the engine's: hand it over as it is
         if type(g) is not np.ndarray or g.dtype != x.dtype or g.shape != x.shape:
             g = np.asarray(g, dtype=x.dtype)
             if g.shape != x.shape:
