@@ -26,6 +26,7 @@ from .bench_mnist import (
     hybrid_loss,
     init_network,
     leaves,
+    nn_loss,
     numpy_grad,
     split_loss,
 )
@@ -65,6 +66,9 @@ def run(report: Report, quick: bool) -> None:
         "hetgrad, split_bv matching": lambda: hetgrad.grad_bp(lambda n: split_loss(n, x, t), net),
         "hetgrad hybrid (custom layer ops)": lambda: hetgrad.grad_bp(
             lambda n: hybrid_loss(n, x, t), net
+        ),
+        "hetgrad, attribute access + hetgrad.nn": lambda: hetgrad.grad_bp(
+            lambda n: nn_loss(n, x, t), net
         ),
     }
     if peer("autograd", report) is not None:

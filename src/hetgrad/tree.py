@@ -551,16 +551,78 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     >>> tree_map(lambda p, g: p - 0.5 * g, {"w": 1.0, "n": 3}, {"w": 2.0, "n": 3})
     {'w': 0.0, 'n': 3}
     """
-    leaves, td = flatten(tree)
-    if not rest:
-        return unflatten(td, [fn(x) for x in leaves])
+    try:
+        return _map(fn, tree, rest)
+    except _Mismatch as e:
+        raise ValueError(
+            f"tree_map: argument {e.index + 2} has a different structure from the first: "
+            f"{flatten(rest[e.index])[1]!r} vs {flatten(tree)[1]!r}"
+        ) from None
+
+
+class _Mismatch(Exception):
+    """Tree ``index`` of ``rest`` differs from the first tree (tree_map)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _is_diff_leaf(y: Any) -> bool:
+    k = _kinds.get(type(y)) or kind_of(type(y))
+    return k is LEAF or (k is ARRAY and y.dtype.kind == "f")
+
+
+def _parts(x: Any, k: Any) -> tuple[Container, Any, Sequence[Any]]:
+    if k is VIEW:
+        return x._container, x._aux, x._children
+    aux, kids = k.split(x)
+    return k, aux, kids
+
+
+def _map(fn: Callable[..., Any], x: Any, ys: tuple[Any, ...]) -> Any:
+    """tree_map in one walk over all the trees (no TreeDefs built): the optimizers' and
+    ``Params``' hot path."""
+    t = type(x)
+    k = _kinds.get(t)
+    if k is None:
+        k = kind_of(t)
+        if k is None:
+            raise UnsupportedLeafError(x, unsupported_reason(x))
+    if k is LEAF or (k is ARRAY and x.dtype.kind == "f"):
+        for j, y in enumerate(ys):
+            if not _is_diff_leaf(y):
+                raise _Mismatch(j)
+        return fn(x, *ys)
+    if k is ARRAY and x.dtype.kind in "cO":
+        _flatten_into(x, [])  # raises the same error flatten gives
+    if k is STATIC or k is ARRAY:
+        for j, y in enumerate(ys):
+            if type(y) is not t:
+                raise _Mismatch(j)
+        return x
+    k, aux, kids = _parts(x, k)
     others = []
-    for i, r in enumerate(rest):
-        ls, rtd = flatten(r)
-        if not td.same_structure(rtd):
-            raise ValueError(
-                f"tree_map: argument {i + 2} has a different structure from the first: "
-                f"{rtd!r} vs {td!r}"
-            )
-        others.append(ls)
-    return unflatten(td, [fn(x, *ys) for x, *ys in zip(leaves, *others)])
+    for j, y in enumerate(ys):
+        ky = _kinds.get(type(y)) or kind_of(type(y))
+        if not isinstance(ky, Container) and ky is not VIEW:
+            raise _Mismatch(j)
+        ky, auy, kidsy = _parts(y, ky)
+        if len(kidsy) != len(kids) or (
+            (ky is not k or auy is not aux)
+            and (ky.name != k.name or list(ky.keys(auy)) != list(k.keys(aux)))
+        ):
+            raise _Mismatch(j)
+        others.append(kidsy)
+    static = k.static
+    out = []
+    i = 0
+    try:
+        for i, c in enumerate(kids):
+            if static is not None and static[i]:
+                out.append(c)
+            else:
+                out.append(_map(fn, c, tuple(o[i] for o in others)))
+    except UnsupportedLeafError as e:
+        e.keys.append(list(k.keys(aux))[i])
+        raise
+    return k.rebuild(aux, out)
