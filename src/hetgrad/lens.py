@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 
 from . import rules, tree
-from .primitive import _find_tape, call_custom
+from .primitive import call_custom
 from .protocol import zero
-from .tape import BVar, TreeVar, build_view, make_view, primal
+from .tape import BVar, TreeVar, build_view, find_tape, make_view, primal
 from .tree import Container, flatten, unflatten
 
 __all__ = [
@@ -268,7 +268,7 @@ def join(s: Any) -> Any:
     if isinstance(s, BVar):
         return s
     leaves_, td = flatten(s)
-    tape = _find_tape([leaves_])
+    tape = find_tape(leaves_)
     if tape is None:
         return s
     return build_view(td, iter(leaves_), tape)

@@ -33,9 +33,8 @@ from .tape import (
     LEAF_DEF,
     BVar,
     Primitive,
-    Tape,
     assemble,
-    innermost,
+    find_tape,
     missing_rule,
     primal,
     read_only,
@@ -158,25 +157,12 @@ def _leaf_problem(x: Any, g: Any) -> str | None:
 # --------------------------------------------------------------------------------------
 
 
-def _find_tape(leaf_lists: list[list[Any]]) -> Tape | None:
-    tape = None
-    for leaves in leaf_lists:
-        for v in leaves:
-            if isinstance(v, BVar):
-                t = v._tape
-                if tape is None:
-                    tape = t
-                elif t is not tape:
-                    tape = innermost(tape, t)
-    return tape
-
-
 def call_custom(
     name: str, fn: Callable[..., Any], args: Sequence[Any], arity: int | None
 ) -> Any:
     """Run a custom op ``fn`` (returning ``(y, pullback)``) on ``args``, recording a node."""
     flat = [flatten(a) for a in args]
-    tape = _find_tape([leaves for leaves, _ in flat])
+    tape = find_tape(leaf for leaves, _ in flat for leaf in leaves)
     if tape is None:
         return _pair(name, fn(*args))[0]
     if tape.nodes is None:

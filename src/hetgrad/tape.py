@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import operator
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -363,6 +363,19 @@ def innermost(t1: Tape, t2: Tape) -> Tape:
     return inner
 
 
+def find_tape(values: Iterable[Any]) -> Tape | None:
+    """The innermost tape among the BVars in ``values`` (None if there are none)."""
+    tape = None
+    for a in values:
+        if isinstance(a, BVar):
+            t = a._tape
+            if tape is None:
+                tape = t
+            elif t is not tape:
+                tape = innermost(tape, t)
+    return tape
+
+
 def _new_bvar(value: Any, tape: Tape, index: int) -> BVar:
     # object.__new__ plus three slot stores: cheaper than a call to __init__.
     v = object.__new__(BVar)
@@ -442,14 +455,7 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     Arguments that are BVars of outer tapes are constants here; their values stay BVars,
     so ``prim.fn`` records on the outer tape in turn.
     """
-    tape = None
-    for a in args:
-        if isinstance(a, BVar):
-            t = a._tape
-            if tape is None:
-                tape = t
-            elif t is not tape:
-                tape = innermost(tape, t)
+    tape = find_tape(args)
     if tape is None:
         return prim.fn(*args, **kwargs)
     nodes = tape.nodes

@@ -12,10 +12,9 @@ from ..tape import (
     LEAF_DEF,
     BVar,
     Primitive,
-    Tape,
     _escaped,
     apply,
-    innermost,
+    find_tape,
     primal,
     record,
     record_whole,
@@ -56,19 +55,6 @@ def apply1(p: Primitive) -> Callable[..., Any]:
 
     impl.__name__ = p.name
     return impl
-
-
-def find_tape(args: Sequence[Any]) -> Tape | None:
-    """The innermost tape among the BVars in ``args`` (None if there are none)."""
-    tape = None
-    for a in args:
-        if isinstance(a, BVar):
-            t = a._tape
-            if tape is None:
-                tape = t
-            elif t is not tape:
-                tape = innermost(tape, t)
-    return tape
 
 
 def record_many(
