@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
-import urllib.request
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -205,6 +203,9 @@ def _read_labels(file: Path, count: int) -> np.ndarray:
 
 def _download(url: str, dest: Path) -> None:
     """Fetch ``url`` into ``dest`` atomically, checking its length and SHA-256."""
+    import http.client  # imported here: only downloads need the network stack
+    import urllib.request
+
     expected = MNIST_SHA256[dest.name]
     digest = hashlib.sha256()
     received = 0
