@@ -90,12 +90,6 @@ class Tape:
 
     # -- recording ---------------------------------------------------------------------
 
-    def new_input(self, value: Any) -> BVar:
-        nodes = self.nodes
-        assert nodes is not None
-        nodes.append(None)
-        return _new_bvar(value, self, len(nodes) - 1)
-
     def watch(self, x: Any) -> tuple[Any, TreeDef, list[BVar]]:
         """Wrap every differentiable leaf of ``x``; return the view, its TreeDef, the leaves."""
         leaves, td = flatten(x)
