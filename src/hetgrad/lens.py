@@ -922,20 +922,29 @@ def focus_error(optic: Optic, e: BaseException) -> BaseException:
     return type(e)(f"{optic!r}: the focus is missing ({type(e).__name__}: {detail!r})")
 
 
+def accessor(optic: Any, name: str) -> Callable[..., Any]:
+    """The compiled accessor ``name`` of ``optic``; TypeError if it is not an optic."""
+    try:
+        return getattr(optic, name)
+    except AttributeError:
+        raise not_an_optic(optic) from None
+
+
+def focused(optic: Optic, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, with a missing focus reported as the same lookup error naming the optic."""
+    try:
+        return fn(*args)
+    except (KeyError, IndexError, AttributeError) as e:
+        raise focus_error(optic, e) from e
+
+
 def view(s: Any, lens: Optic) -> Any:
     """The focus of ``lens`` in ``s``.
 
     >>> view({"w": [1.0, 2.0]}, item("w") / item(0))
     1.0
     """
-    try:
-        get = lens._get
-    except AttributeError:
-        raise not_an_optic(lens) from None
-    try:
-        return get(s)
-    except (KeyError, IndexError, AttributeError) as e:
-        raise focus_error(lens, e) from e
+    return focused(lens, accessor(lens, "_get"), s)
 
 
 def set(s: Any, optic: Optic, x: Any) -> Any:
@@ -944,14 +953,7 @@ def set(s: Any, optic: Optic, x: Any) -> Any:
     >>> set([1.0, 2.0, 3.0], each, 0.0)
     [0.0, 0.0, 0.0]
     """
-    try:
-        put = optic._set
-    except AttributeError:
-        raise not_an_optic(optic) from None
-    try:
-        return put(s, x)
-    except (KeyError, IndexError, AttributeError) as e:
-        raise focus_error(optic, e) from e
+    return focused(optic, accessor(optic, "_set"), s, x)
 
 
 def over(s: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
@@ -960,11 +962,7 @@ def over(s: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
     >>> over({"a": 1.0, "b": 2.0}, each, lambda v: 10.0 * v)
     {'a': 10.0, 'b': 20.0}
     """
-    try:
-        go = optic._over
-    except AttributeError:
-        raise not_an_optic(optic) from None
-    return go(s, fn)
+    return accessor(optic, "_over")(s, fn)
 
 
 def preview(s: Any, optic: Optic) -> Any:
@@ -973,11 +971,7 @@ def preview(s: Any, optic: Optic) -> Any:
     >>> preview([None, 3.0], item(0) / just), preview([None, 3.0], item(1) / just)
     (None, 3.0)
     """
-    try:
-        find = optic._preview
-    except AttributeError:
-        raise not_an_optic(optic) from None
-    return find(s)
+    return accessor(optic, "_preview")(s)
 
 
 def to_list_of(s: Any, optic: Optic) -> list[Any]:
@@ -986,8 +980,4 @@ def to_list_of(s: Any, optic: Optic) -> list[Any]:
     >>> to_list_of({"a": [1.0, 2.0], "b": [3.0]}, each / each)
     [1.0, 2.0, 3.0]
     """
-    try:
-        fold = optic._fold
-    except AttributeError:
-        raise not_an_optic(optic) from None
-    return fold(s)
+    return accessor(optic, "_fold")(s)

@@ -30,7 +30,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .lens import RECORD, Optic, family, focus_error, join, type_of
+from .lens import (
+    RECORD,
+    Optic,
+    accessor,
+    family,
+    focus_error,
+    focused,
+    join,
+    not_an_optic,
+    type_of,
+)
 from .primitive import call_custom
 from .tape import BVar, TreeVar, primal
 
@@ -49,10 +59,6 @@ __all__ = [
 ]
 
 
-def _not_an_optic(optic: Any) -> TypeError:
-    return TypeError(f"expected an optic from hetgrad.lens (attr, item, where, ...), got {optic!r}")
-
-
 def view_var(v: Any, lens: Optic) -> Any:
     """The focus of ``lens`` in ``v`` (backprop's ``^^.``); ``v.field`` is sugar for it.
 
@@ -61,10 +67,11 @@ def view_var(v: Any, lens: Optic) -> Any:
     >>> hetgrad.grad_bp(lambda d: hetgrad.view_var(d, item("a")) * 3.0, {"a": 1.0, "b": 2.0})
     {'a': 3.0, 'b': 0.0}
     """
+    # Written out rather than through accessor/focused: this is the hot path of lenses.
     try:
         get = lens._vget
     except AttributeError:
-        raise _not_an_optic(lens) from None
+        raise not_an_optic(lens) from None
     try:
         return get(v)
     except (KeyError, IndexError, AttributeError) as e:
@@ -83,14 +90,7 @@ def set_var(v: Any, optic: Optic, x: Any) -> Any:
     >>> hetgrad.grad_bp(f, [1.0, 2.0], 5.0)
     ([0.0, 5.0], 2.0)
     """
-    try:
-        put = optic._vset
-    except AttributeError:
-        raise _not_an_optic(optic) from None
-    try:
-        return put(v, x)
-    except (KeyError, IndexError, AttributeError) as e:
-        raise focus_error(optic, e) from e
+    return focused(optic, accessor(optic, "_vset"), v, x)
 
 
 def over_var(v: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
@@ -102,11 +102,7 @@ def over_var(v: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
     >>> hetgrad.grad_bp(f, {"a": 3.0})
     {'a': 6.0}
     """
-    try:
-        go = optic._vover
-    except AttributeError:
-        raise _not_an_optic(optic) from None
-    return go(v, fn)
+    return accessor(optic, "_vover")(v, fn)
 
 
 def preview_var(v: Any, prism: Optic) -> Any:
@@ -118,11 +114,7 @@ def preview_var(v: Any, prism: Optic) -> Any:
     >>> from hetgrad.lens import item, just
     >>> hetgrad.eval_bp(lambda xs: hetgrad.preview_var(xs, item(0) / just), [None, 1.0])
     """
-    try:
-        find = prism._vpreview
-    except AttributeError:
-        raise _not_an_optic(prism) from None
-    return find(v)
+    return accessor(prism, "_vpreview")(v)
 
 
 def preview_var_or_raise(v: Any, prism: Optic) -> Any:
@@ -133,11 +125,7 @@ def preview_var_or_raise(v: Any, prism: Optic) -> Any:
     >>> hetgrad.grad_bp(lambda x: hetgrad.preview_var_or_raise(x, instance(float)) * 2.0, 1.0)
     2.0
     """
-    try:
-        find = prism._vpreview
-    except AttributeError:
-        raise _not_an_optic(prism) from None
-    found = find(v)
+    found = accessor(prism, "_vpreview")(v)
     if found is None:
         what = type_of(v) if type(v) is TreeVar else type(primal(v))
         raise LookupError(f"{prism!r} does not match this {what.__name__}")
@@ -152,11 +140,7 @@ def to_list_of_var(v: Any, traversal: Optic) -> list[Any]:
     >>> hetgrad.grad_bp(lambda d: sum(hetgrad.to_list_of_var(d, each)), {"a": 1.0, "b": 2.0})
     {'a': 1.0, 'b': 1.0}
     """
-    try:
-        fold = traversal._vfold
-    except AttributeError:
-        raise _not_an_optic(traversal) from None
-    return fold(v)
+    return accessor(traversal, "_vfold")(v)
 
 
 def sequence_var(v: Any) -> Any:
