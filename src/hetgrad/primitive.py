@@ -33,12 +33,14 @@ from .tape import (
     LEAF_DEF,
     BVar,
     Primitive,
+    _escaped,
     assemble,
     find_tape,
     missing_rule,
     primal,
     read_only,
     record_whole,
+    unbox,
 )
 from .tree import TreeDef, flatten, unflatten
 
@@ -166,21 +168,13 @@ def call_custom(
     if tape is None:
         return _pair(name, fn(*args))[0]
     if tape.nodes is None:
-        from .tape import _escaped
-
         raise _escaped(tape)
     parents: list[int | None] = []
     primals = []
     arg_info: list[tuple[TreeDef, list[Any]]] = []
     for leaves, td in flat:
-        vals = []
-        for v in leaves:
-            if isinstance(v, BVar) and v._tape is tape:
-                vals.append(v._value)
-                parents.append(v._index)
-            else:
-                vals.append(v)
-                parents.append(None)
+        vals, arg_parents = unbox(leaves, tape)
+        parents.extend(arg_parents)
         primals.append(unflatten(td, vals))
         arg_info.append((td, vals))
     y, user_pullback = _pair(name, fn(*primals))

@@ -370,6 +370,21 @@ def find_tape(values: Iterable[Any]) -> Tape | None:
     return tape
 
 
+def unbox(values: Iterable[Any], tape: Tape) -> tuple[list[Any], list[int | None]]:
+    """``values`` as ``tape`` records them: its BVars give their value and node; anything
+    else (a constant, or a BVar of an outer tape) is itself, with no node."""
+    vals: list[Any] = []
+    parents: list[int | None] = []
+    for a in values:
+        if isinstance(a, BVar) and a._tape is tape:
+            vals.append(a._value)
+            parents.append(a._index)
+        else:
+            vals.append(a)
+            parents.append(None)
+    return vals, parents
+
+
 def _new_bvar(value: Any, tape: Tape, index: int) -> BVar:
     # object.__new__ plus three slot stores: cheaper than a call to __init__.
     v = object.__new__(BVar)

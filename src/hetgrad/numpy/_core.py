@@ -19,6 +19,7 @@ from ..tape import (
     record,
     record_whole,
     stored,
+    unbox,
 )
 from ..tree import flatten
 
@@ -75,15 +76,7 @@ def record_many(
         return fn(*args, **kwargs)
     if tape.nodes is None:
         raise _escaped(tape)
-    vals: list[Any] = []
-    parents: list[int | None] = []
-    for a in args:
-        if isinstance(a, BVar) and a._tape is tape:
-            vals.append(a._value)
-            parents.append(a._index)
-        else:
-            vals.append(a)
-            parents.append(None)
+    vals, parents = unbox(args, tape)
     y = fn(*vals, **kwargs)
     leaves, td = flatten(y)
     if td is not LEAF_DEF:
