@@ -40,7 +40,8 @@ leaves = st.one_of(
 )
 
 
-def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+def containers(children: st.SearchStrategy[Any], *pairs: type) -> st.SearchStrategy[Any]:
+    """Every kind of container around ``children``; ``pairs`` adds two-field record types."""
     return st.one_of(
         st.lists(children, max_size=3),
         st.lists(children, max_size=3).map(tuple),
@@ -49,6 +50,7 @@ def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.builds(P, children, children),
         st.builds(D, children),
         st.builds(M, children, children),
+        *(st.builds(cls, children, children) for cls in pairs),
     )
 
 

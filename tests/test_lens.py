@@ -29,7 +29,7 @@ from hetgrad.lens import (
     where,
 )
 from hetgrad.tree import flatten
-from strategies import D, M, P, same
+from strategies import D, M, P, containers, same
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,20 +64,7 @@ leaf_values = st.one_of(
 )
 
 
-def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(
-        st.lists(children, max_size=3),
-        st.lists(children, max_size=3).map(tuple),
-        st.dictionaries(st.sampled_from("abc"), children, max_size=3),
-        st.dictionaries(st.sampled_from("xy"), children, max_size=2).map(OrderedDict),
-        st.builds(P, children, children),
-        st.builds(D, children),
-        st.builds(M, children, children),
-        st.builds(S, children, children),
-    )
-
-
-structures = st.recursive(leaf_values, _containers, max_leaves=10)
+structures = st.recursive(leaf_values, lambda c: containers(c, S), max_leaves=10)
 
 
 def child_steps(s: Any) -> list[tuple[lens.Optic, Any]]:
