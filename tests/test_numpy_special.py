@@ -93,6 +93,35 @@ def test_std_and_hypot_at_degenerate_points_are_zero() -> None:
     assert hetgrad.grad_bp(lambda a: np.logaddexp(a, -np.inf), -np.inf) == 0.5
 
 
+def test_logaddexp_of_arrays_at_infinities_and_huge_values() -> None:
+    # Equal infinities share the gradient; huge finite values (whose sum of squares
+    # overflows, sending the rule down its careful path) give the exact weights.
+    a = np.array([np.inf, -np.inf, 1e200, 0.0])
+    b = np.array([np.inf, -np.inf, 0.0, np.log(3.0)])
+    _, pullback = hetgrad.backprop_with(np.logaddexp, a, b)
+    ga, gb = pullback(np.ones(4))
+    np.testing.assert_allclose(ga, [0.5, 0.5, 1.0, 0.25])
+    np.testing.assert_allclose(gb, [0.5, 0.5, 0.0, 0.75])
+    # One infinite operand takes the whole gradient (the limit), as a float and in arrays.
+    ga = hetgrad.grad_bp(lambda a: np.sum(np.logaddexp(a, 0.0)), np.array([-np.inf, np.inf]))
+    np.testing.assert_array_equal(ga, [0.0, 1.0])
+    assert hetgrad.grad_bp(lambda a, b: np.logaddexp(a, b), np.inf, 0.0) == (1.0, 0.0)
+    assert hetgrad.grad_bp(lambda a, b: np.logaddexp2(a, b), 3.0, np.inf) == (0.0, 1.0)
+
+
+def test_einsum_optimize_and_keyword_forms_have_gradients() -> None:
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(3, 4)), rng.normal(size=(4, 2)), rng.normal(size=(2, 3))
+    for optimize in (True, "greedy", False):
+        hetgrad.check_grads(
+            lambda a, b, c, optimize=optimize: np.einsum("ij,jk,kl->il", a, b, c,
+                                                         optimize=optimize),
+            a, b, c,
+        )  # fmt: skip
+    hetgrad.check_grads(lambda a, b: np.einsum("ij,jk", a, b, optimize=True), a, b)
+    hetgrad.check_grads(lambda a: np.einsum("ij,jk->ik", a, b, dtype=np.float64), a)
+
+
 def test_constructors_return_constants() -> None:
     for arr in (hnp.zeros(3), hnp.ones((2, 2)), hnp.full(2, 7.0), hnp.eye(2), hnp.arange(3),
                 hnp.linspace(0.0, 1.0, 4)):  # fmt: skip

@@ -48,7 +48,7 @@ def prim(
 
 def unread(p: Primitive, *positions: int) -> None:
     """Declare that ``p``'s rules never read these inputs' values (kept as ShapeOf)."""
-    p.reads = tuple(k not in positions for k in range(max(positions) + 1))
+    p.reads = tuple(k not in positions for k in range(max(*positions, 1) + 1))
 
 
 def on_floats(p: Primitive, *vjps: Callable[..., Any]) -> None:
@@ -217,6 +217,8 @@ minimum = prim(np.minimum, lambda g, y, a, b: unbroadcast(g * _tie_split(a, b, F
 
 
 def _matmul_grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
+    if type(b) is np.ndarray and b.ndim == 2 and type(a) is np.ndarray and a.ndim == 2:
+        return g @ b.T  # the common case first: no batch axes to undo
     na, nb = ndim_of(a), ndim_of(b)
     if nb == 1:
         if na == 1:
@@ -234,6 +236,8 @@ def _matmul_grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_grad_b(g: Any, y: Any, a: Any, b: Any) -> Any:
+    if type(a) is np.ndarray and a.ndim == 2 and type(b) is np.ndarray and b.ndim == 2:
+        return a.T @ g  # the common case first
     na, nb = ndim_of(a), ndim_of(b)
     if na == 1:
         if nb == 1:
@@ -424,17 +428,32 @@ def _fmax_split(a: Any, b: Any, first: bool) -> Any:
     return (win | np.isnan(pb)) * ~np.isnan(pa) + 0.5 * (pa == pb)
 
 
-def _logaddexp_weight(x: Any, y: Any, base_exp: Callable[[Any], Any]) -> Any:
-    """``exp(x - y)``: the share of ``x`` in ``y = logaddexp(x, .)``; 1/2 where undefined."""
+def _logaddexp_weight(x: Any, other: Any, y: Any, base_exp: Callable[[Any], Any]) -> Any:
+    """``base_exp(x - y)``: the share of ``x`` in ``y = logaddexp(x, other)``.
+
+    Where ``x`` is infinite and equal to ``y`` the formula is undefined; the limit is 1 if
+    ``other`` is smaller, and the operands share it (1/2 each) if they are equal.
+    """
     py = primal(y)
     if type(py) is float:
-        return base_exp(x - y) if py - py == 0.0 else 0.5 if primal(x) == py else 0.0
-    if np.isfinite(py).all():
+        if py - py == 0.0:
+            return base_exp(x - y)
+        px = primal(x)
+        return (0.5 if primal(other) == px else 1.0) if px == py else 0.0
+    if all_finite(py):
         return base_exp(x - y)
     with np.errstate(invalid="ignore"):
         d = x - y
-    undefined = np.isnan(primal(d))  # both operands infinite and equal
-    return np.where(undefined, 0.5, base_exp(np.where(undefined, 0.0, d)))
+    px = primal(x)
+    undefined = np.isnan(primal(d)) & (px == py)
+    limit = np.where(primal(other) == px, 0.5, 1.0)
+    return np.where(undefined, limit, base_exp(np.where(undefined, 0.0, d)))
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True if every element of ``a`` is finite, or False (then the caller takes its careful
+    path) if the sum of squares overflows.  One BLAS call: cheaper than ``isfinite().all()``."""
+    return math.isfinite(np.vdot(a, a))
 
 
 def _fp_base(g: Any, y: Any, a: Any, b: Any) -> Any:
@@ -491,12 +510,12 @@ fmin = prim(np.fmin, lambda g, y, a, b: unbroadcast(g * _fmax_split(a, b, False)
             lambda g, y, a, b: unbroadcast(g * _fmax_split(b, a, False), b),
             name="fmin")  # fmt: skip
 logaddexp = prim(np.logaddexp,
-                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, y, exp_), a),
-                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, y, exp_), b),
+                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, b, y, exp_), a),
+                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, a, y, exp_), b),
                  name="logaddexp")  # fmt: skip
 logaddexp2 = prim(np.logaddexp2,
-                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, y, exp2_), a),
-                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, y, exp2_), b),
+                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, b, y, exp2_), a),
+                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, a, y, exp2_), b),
                   name="logaddexp2")  # fmt: skip
 
 

@@ -230,8 +230,9 @@ class Primitive:
         # Rules for Python-float operands (no broadcasting to undo); set for the operators.
         self.float_vjps: tuple[Callable[..., Any], ...] = ()
         # Which of the first positional inputs the rules read (None: all; positions past
-        # the end are read).  An array input they do not read is stored on the tape as its
-        # ShapeOf, so it can be freed after the forward pass.
+        # the end are read; at least two entries, for the binary fast path).  An array
+        # input they do not read is stored on the tape as its ShapeOf, so it can be freed
+        # after the forward pass (unless it is small: see SMALL_ARRAY_BYTES).
         self.reads: tuple[bool, ...] | None = None
         functools.update_wrapper(self, fn)
 
@@ -275,6 +276,11 @@ class Primitive:
         return self
 
 
+# Arrays of at most this many bytes stay on the tape even when no rule reads them: making
+# their ShapeOf costs more time than their memory is worth (a node is ~270 bytes itself).
+SMALL_ARRAY_BYTES = 1024
+
+
 class ShapeOf:
     """Stands in, on the tape, for an array input whose value no gradient rule reads.
 
@@ -296,10 +302,12 @@ class ShapeOf:
 
 def stored(reads: tuple[bool, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
     """``args`` as a node keeps them: arrays the rules do not read become ShapeOf."""
-    return tuple(
-        ShapeOf(a) if k < len(reads) and not reads[k] and type(a) is np.ndarray else a
-        for k, a in enumerate(args)
-    )
+    kept = list(args)
+    for k, read in enumerate(reads[: len(kept)]):
+        a = kept[k]
+        if not read and type(a) is np.ndarray and a.nbytes > SMALL_ARRAY_BYTES:
+            kept[k] = ShapeOf(a)
+    return tuple(kept)
 
 
 def missing_rule(name: str, k: int) -> Callable[..., Any]:
@@ -404,28 +412,28 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     two, one of which is a BVar, and this path handles the common cases (both on one
     tape, or one a plain number or array) in a few attribute reads.
     """
-    ta = type(a)
     tb = type(b)
-    if ta is BVar and tb is BVar:
+    if type(a) is BVar:
         tape = a._tape
-        if b._tape is not tape:
+        av = a._value
+        if tb is BVar:
+            if b._tape is not tape:
+                return apply(prim, (a, b), {})
+            bv = b._value
+            parents: tuple[int | None, int | None] = (a._index, b._index)
+        elif tb in _CONSTANT_TYPES:
+            bv = b
+            parents = (a._index, None)
+            if tb is np.ndarray and b.flags.writeable:
+                tape.lock(b)
+        else:
             return apply(prim, (a, b), {})
-        av = a._value
-        bv = b._value
-        parents: tuple[int | None, int | None] = (a._index, b._index)
-    elif ta is BVar and tb in _CONSTANT_TYPES:
-        tape = a._tape
-        av = a._value
-        bv = b
-        parents = (a._index, None)
-        if tb is np.ndarray:
-            tape.lock(b)
-    elif tb is BVar and ta in _CONSTANT_TYPES:
+    elif tb is BVar and type(a) in _CONSTANT_TYPES:
         tape = b._tape
         av = a
         bv = b._value
         parents = (None, b._index)
-        if ta is np.ndarray:
+        if type(a) is np.ndarray and a.flags.writeable:
             tape.lock(a)
     else:
         return apply(prim, (a, b), {})
@@ -437,9 +445,13 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     if type(y) is float:
         nodes.append((prim.float_vjps, parents, (av, bv), y, None, prim.name))
     else:
-        reads = prim.reads
-        args = (av, bv) if reads is None else stored(reads, (av, bv))
-        nodes.append((prim.vjps, parents, args, y, None, prim.name))
+        reads = prim.reads  # (``stored`` inlined for two arguments: this is the hot path)
+        if reads is not None:
+            if not reads[0] and type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
+                av = ShapeOf(av)
+            if not reads[1] and type(bv) is np.ndarray and bv.nbytes > SMALL_ARRAY_BYTES:
+                bv = ShapeOf(bv)
+        nodes.append((prim.vjps, parents, (av, bv), y, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
@@ -452,8 +464,9 @@ def unary(prim: Primitive, a: BVar) -> Any:
     av = a._value
     y = prim.fn(av)
     reads = prim.reads
-    if reads is not None and type(av) is np.ndarray and reads and not reads[0]:
-        av = ShapeOf(av)
+    if reads is not None and not reads[0]:
+        if type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
+            av = ShapeOf(av)
     nodes.append((prim.vjps, (a._index,), (av,), y, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
@@ -765,6 +778,15 @@ class BVar:
     # -- NumPy dispatch -----------------------------------------------------------------
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        # Fast path (NumPy already spends ~0.4 us getting here): a plain call of a lifted
+        # ufunc on one or two operands, ``np.sin(v)`` or ``np.add(v, c)``.
+        if method == "__call__" and not kwargs:
+            p = _r.UFUNCS.get(ufunc)
+            if p is not None:
+                if len(inputs) == 2:
+                    return binary(p, inputs[0], inputs[1])
+                if len(inputs) == 1 and type(self) is BVar:
+                    return unary(p, self)
         if method != "__call__" or "out" in kwargs:
             how = "" if method == "__call__" else f".{method}"
             raise NotImplementedError(

@@ -78,7 +78,10 @@ def record_many(
         raise _escaped(tape)
     vals, parents = unbox(args, tape)
     y = fn(*vals, **kwargs)
-    leaves, td = flatten(y)
+    if type(y) is np.ndarray:  # the usual output: no need to flatten it
+        leaves, td = [y], LEAF_DEF
+    else:
+        leaves, td = flatten(y)
     if td is not LEAF_DEF:
         raise TypeError(f"{fn.__name__}: a structured output is not supported")
     name = str(getattr(fn, "__name__", "op"))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import string
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import rules
 from ..rules import multiply, prim, unbroadcast
-from ._core import lift, ndim_of, record_many, shape_of
+from ..tape import BVar, Primitive, apply, binary
+from ._core import lift, ndim_of, shape_of
 from ._shape import moveaxis, ravel, reshape, stack
 
 # --------------------------------------------------------------------------------------
@@ -139,16 +141,20 @@ def _parse_einsum(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     return explicit, out.replace("...", fresh)
 
 
-@functools.lru_cache(maxsize=256)
-def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[Any]:
-    """Per operand: how to compute its gradient from the cotangent and the other operands.
+class _OperandPlan(NamedTuple):
+    """How one operand's gradient is computed from the cotangent and the other operands."""
 
-    Each entry is ``(spec, others, shapes_of_ops, expand, diagonal)``: ``spec`` is the
-    einsum giving the gradient over the operand's distinct letters from ``[g] + others``
-    (each broadcast to ``shapes_of_ops``); ``expand`` (a reshape and a broadcast shape)
-    restores letters summed away in the forward pass; ``diagonal`` (a spec and eye sizes)
-    places the result on the diagonal of repeated letters.
-    """
+    spec: str  # the einsum over ``[g] + others`` giving the operand's distinct letters
+    others: tuple[int, ...]  # the other operands' positions
+    full: tuple[tuple[int, ...], ...] | None  # shapes to broadcast [g] + others to, if needed
+    expand: tuple[tuple[int, ...], tuple[int, ...]] | None  # letters summed away: a reshape
+    diagonal: tuple[str, tuple[int, ...]] | None  # repeated letters: a spec and eye sizes
+    unbroadcast: bool  # the operand was broadcast (a size-1 axis against a longer one)
+
+
+@functools.lru_cache(maxsize=256)
+def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[_OperandPlan]:
+    """Per operand, the plan for its gradient (made once per subscripts and shapes)."""
     subs, out = _parse_einsum(subscripts, list(shapes))
     sizes: dict[str, int] = {}
     for sub, s in zip(subs, shapes):
@@ -157,9 +163,10 @@ def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[A
     spare = [c for c in string.ascii_letters if c not in sizes]
     plans = []
     for k, sub_k in enumerate(subs):
-        others = [j for j in range(len(subs)) if j != k]
+        others = tuple(j for j in range(len(subs)) if j != k)
         specs = [out] + [subs[j] for j in others]
-        full = [tuple(sizes[c] for c in sp) for sp in specs]
+        full = tuple(tuple(sizes[c] for c in sp) for sp in specs)
+        broadcast = any(shapes[j] != f for j, f in zip(others, full[1:]))
         unique = "".join(dict.fromkeys(sub_k))
         present = set("".join(specs))
         keep = "".join(c for c in unique if c in present)
@@ -180,27 +187,56 @@ def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[A
                     target += c
             spec = ",".join([unique] + [e for e, _ in eyes]) + "->" + target
             diagonal = (spec, tuple(n for _, n in eyes))
-        plans.append((",".join(specs) + "->" + keep, others, full, expand, diagonal))
+        plans.append(_OperandPlan(
+            ",".join(specs) + "->" + keep, others, full if broadcast else None, expand,
+            diagonal, shapes[k] != tuple(sizes[c] for c in sub_k),
+        ))  # fmt: skip
     return plans
 
 
-def _einsum_pullback(g: Any, y: Any, vals: list[Any], needed: list[bool], subscripts: str,
-                     optimize: Any) -> list[Any | None]:  # fmt: skip
-    plans = _einsum_plan(subscripts, tuple(shape_of(v) for v in vals))
-    grads: list[Any | None] = []
-    for v, need, (spec, others, full, expand, diagonal) in zip(vals, needed, plans):
-        if not need:
-            grads.append(None)
-            continue
-        ops = [g] + [vals[j] for j in others]
-        ops = [x if shape_of(x) == s else np.broadcast_to(x, s) for x, s in zip(ops, full)]
-        r = np.einsum(spec, *ops, optimize=optimize)
-        if expand is not None:
-            r = np.broadcast_to(reshape(r, expand[0]), expand[1])
-        if diagonal is not None:
-            r = np.einsum(diagonal[0], r, *[np.eye(n) for n in diagonal[1]], optimize=optimize)
-        grads.append(unbroadcast(r, v))
-    return grads
+# NumPy's einsum minus its __array_function__ dispatch, for operands that are plain values
+# (about 0.6 us a call on small arrays); BVars of an outer tape need the dispatching one.
+_plain_einsum = getattr(np.einsum, "_implementation", np.einsum)
+
+
+def _einsum_call(spec: str, ops: Sequence[Any], optimize: Any, **kwargs: Any) -> Any:
+    for x in ops:
+        if isinstance(x, BVar):
+            return np.einsum(spec, *ops, optimize=optimize, **kwargs)
+    return _plain_einsum(spec, *ops, optimize=optimize, **kwargs)
+
+
+def _operand_grad(g: Any, vals: tuple[Any, ...], plan: _OperandPlan, optimize: Any) -> Any:
+    """One operand's gradient, following its plan (before undoing its broadcasting)."""
+    ops = [g] + [vals[j] for j in plan.others]
+    if plan.full is not None:
+        ops = [x if shape_of(x) == s else np.broadcast_to(x, s) for x, s in zip(ops, plan.full)]
+    r = _einsum_call(plan.spec, ops, optimize)
+    if plan.expand is not None:
+        r = np.broadcast_to(reshape(r, plan.expand[0]), plan.expand[1])
+    if plan.diagonal is not None:
+        spec, sizes = plan.diagonal
+        r = _einsum_call(spec, [r, *[np.eye(n) for n in sizes]], optimize)
+    return r
+
+
+@functools.lru_cache(maxsize=256)
+def _einsum_primitive(subscripts: str, n: int) -> Primitive:
+    """``einsum(subscripts, *operands)`` for ``n`` operands as a primitive, so it is recorded
+    (and, with two operands, dispatched) like any other operation."""
+
+    def fn(*ops: Any, optimize: Any = False, **kwargs: Any) -> Any:
+        return _einsum_call(subscripts, ops, optimize, **kwargs)
+
+    def rule(k: int) -> Any:
+        def vjp(g: Any, y: Any, *vals: Any, optimize: Any = False, **kwargs: Any) -> Any:
+            plan = _einsum_plan(subscripts, tuple([shape_of(v) for v in vals]))[k]
+            grad = _operand_grad(g, vals, plan, optimize)
+            return unbroadcast(grad, vals[k]) if plan.unbroadcast else grad
+
+        return vjp
+
+    return prim(fn, *[rule(k) for k in range(n)], name="einsum")
 
 
 @lift(np.einsum)
@@ -212,16 +248,10 @@ def einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fal
             "numpy.einsum of BVars needs string subscripts and no out= (the interleaved "
             "operand/sublist form is not lifted)"
         )
-
-    def fn(*ops: Any) -> Any:
-        return np.einsum(subscripts, *ops, optimize=optimize, **kwargs)
-
-    fn.__name__ = "einsum"
-
-    def pullback(g: Any, y: Any, vals: list[Any], needed: list[bool]) -> list[Any]:
-        return _einsum_pullback(g, y, vals, needed, subscripts, optimize)
-
-    return record_many(fn, pullback, operands, {})
+    p = _einsum_primitive(subscripts, len(operands))
+    if len(operands) == 2 and optimize is False and not kwargs:
+        return binary(p, operands[0], operands[1])
+    return apply(p, operands, dict(kwargs, optimize=optimize))
 
 
 rules.FUNCTIONS[np.tensordot] = tensordot
