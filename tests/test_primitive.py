@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,3 +195,14 @@ def test_stop_gradient_and_const() -> None:
     # stop_gradient at every level of nesting
     f = lambda x: grad(lambda y: y * hetgrad.stop_gradient(x))(1.0) * x
     assert grad(f)(2.0) == 2.0
+    # plain values are constants already and come back as they are; a BVar's value comes
+    # back read-only (the tape still reads it)
+    a = np.ones(3)
+    assert hetgrad.stop_gradient(a) is a and hetgrad.stop_gradient(2.5) == 2.5
+
+    def loss(x: Any) -> Any:
+        s = hetgrad.stop_gradient(x)
+        assert type(s) is np.ndarray and not s.flags.writeable
+        return np.sum(x * s)
+
+    np.testing.assert_array_equal(grad_bp(loss, np.array([1.0, 2.0])), [1.0, 2.0])

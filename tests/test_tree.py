@@ -75,6 +75,42 @@ def test_rebuild_bypasses_init_validation() -> None:
     assert unflatten(td, [-1.0]).v == -1.0  # a gradient may well be negative
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SlotPair:
+    a: float
+    b: np.ndarray
+
+
+class Base:
+    __slots__ = ("a",)  # a field stored in a parent's slot, under a dataclass with a __dict__
+
+
+@dataclasses.dataclass
+class MixedPair(Base):
+    a: float
+    b: float
+
+
+@dataclasses.dataclass
+class WithProperty:
+    a: float
+    _b: float = 0.0
+
+    @property
+    def b(self) -> float:
+        return self._b
+
+
+def test_rebuild_of_slots_mixed_and_plain_dataclasses() -> None:
+    for value in (SlotPair(1.0, np.ones(2)), MixedPair(1.0, 2.0), WithProperty(1.0, 2.0)):
+        doubled = tree_map(lambda x: 2.0 * x, value)
+        assert type(doubled) is type(value)
+        for got, was in zip(flatten(doubled)[0], flatten(value)[0]):
+            np.testing.assert_array_equal(got, 2.0 * was)
+    assert tree_map(lambda x: -x, MixedPair(1.0, 2.0)).a == -1.0
+    assert tree_map(lambda x: -x, WithProperty(1.0, 2.0)).b == -2.0
+
+
 def test_paths_and_keys() -> None:
     value = {"cfg": Cfg(np.ones(2), 3), "pts": [Pt(1.0, "a"), Pt(2.0, "b")]}
     _, td = flatten(value)

@@ -22,12 +22,18 @@ import numpy as np
 __all__ = ["debug_nans"]
 
 _state = threading.local()
+_count_lock = threading.Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+# Open debug_nans blocks in all threads: while there are none (nearly always), the check
+# below is one global read instead of a thread-local lookup.
+_open_blocks = 0
 
 
 def debugging() -> bool:
     """True inside ``debug_nans()`` in this thread (checked once per runner call)."""
-    return getattr(_state, "depth", 0) > 0
+    return _open_blocks > 0 and getattr(_state, "depth", 0) > 0
 
 
 @contextlib.contextmanager
@@ -45,11 +51,16 @@ def debug_nans() -> Iterator[None]:
     ...
     FloatingPointError: debug_nans: log produced a value that is not finite ...
     """
+    global _open_blocks
+    with _count_lock:
+        _open_blocks += 1
     _state.depth = getattr(_state, "depth", 0) + 1
     try:
         yield
     finally:
         _state.depth -= 1
+        with _count_lock:
+            _open_blocks -= 1
 
 
 def _call_site() -> str:

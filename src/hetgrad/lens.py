@@ -256,7 +256,7 @@ def _replace_child(v: TreeVar, i: int, x: Any) -> TreeVar:
 def as_child(x: Any) -> Any:
     """``x`` fit to be a TreeVar's child: a plain structure holding BVars is joined."""
     t = type(x)
-    if t is BVar or t is TreeVar or t is float:
+    if t is BVar or t is float or isinstance(x, TreeVar):
         return x
     if isinstance(tree.kind_of(t), Container):
         return join(x)
@@ -409,7 +409,7 @@ class _Attr(_LensStep):
         )
 
     def vget(self, s: Any) -> Any:
-        if type(s) is TreeVar:
+        if isinstance(s, TreeVar):
             i = self._index.get(s._container)
             if i is None:
                 i = self._position(s)
@@ -423,7 +423,7 @@ class _Attr(_LensStep):
         return getattr(s, self.name)
 
     def vput(self, s: Any, x: Any) -> Any:
-        if type(s) is TreeVar:
+        if isinstance(s, TreeVar):
             i = self._position(s)
             if i >= 0:
                 return _replace_child(s, i, x)
@@ -469,7 +469,7 @@ class _Item(_LensStep):
         return None
 
     def vget(self, s: Any) -> Any:
-        if type(s) is TreeVar:  # _position inlined: this is the hot path of view_var
+        if isinstance(s, TreeVar):  # _position inlined: this is the hot path of view_var
             f = _families.get(s._container) or family(s)
             if f is SEQUENCE and self._int:
                 return s._children[self.key]
@@ -484,7 +484,7 @@ class _Item(_LensStep):
         return s[self.key]
 
     def vput(self, s: Any, x: Any) -> Any:
-        if type(s) is TreeVar:
+        if isinstance(s, TreeVar):
             i = self._position(s)
             if i is not None:
                 return _replace_child(s, i, x)
@@ -534,7 +534,7 @@ class _Instance(_PrismStep):
         return s if isinstance(s, self.cls) else NOTHING
 
     def vmatch(self, s: Any) -> Any:
-        if type(s) is TreeVar:
+        if isinstance(s, TreeVar):
             return s if issubclass(type_of(s), self.cls) else NOTHING
         if isinstance(s, BVar):
             return s if isinstance(primal(s), self.cls) else NOTHING
@@ -599,7 +599,7 @@ class _Each(_Step):
         return self.over(s, lambda _: x)
 
     def vfold(self, s: Any) -> list[Any]:
-        if type(s) is TreeVar:
+        if isinstance(s, TreeVar):
             if family(s) is RECORD:
                 raise TypeError(f"each traverses lists, tuples and dicts; got a BVar of a "
                                 f"{type_of(s).__name__}")  # fmt: skip
@@ -609,7 +609,7 @@ class _Each(_Step):
         return self.fold(s)
 
     def vover(self, s: Any, f: Callable[[Any], Any]) -> Any:
-        if type(s) is TreeVar:
+        if isinstance(s, TreeVar):
             kids = [as_child(f(c)) for c in self.vfold(s)]
             return make_view(s._container, s._aux, kids, s._tape)
         if isinstance(s, BVar):

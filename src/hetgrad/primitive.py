@@ -312,6 +312,11 @@ def stop_gradient(x: Any) -> Any:
     >>> hetgrad.grad_bp(lambda x: x * hetgrad.stop_gradient(x), 3.0)
     3.0
     """
+    t = type(x)
+    if t is np.ndarray or t is float:  # already a constant (the common call, kept cheap)
+        return x
+    if t is BVar:
+        return read_only(primal(x))
     return tree.tree_map(lambda v: read_only(primal(v)), x)
 
 

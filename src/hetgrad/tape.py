@@ -77,14 +77,14 @@ class Tape:
     def lock(self, a: np.ndarray) -> None:
         """Make a user's array read-only while this tape may read it again."""
         if a.flags.writeable:
-            a.flags.writeable = False
+            a.setflags(write=False)  # (twice as fast as assigning flags.writeable)
             self.locked.append(a)
             # A view's data can be written through its base too (``data[1, 0] = x`` under a
             # saved ``data[1]``): lock the chain of bases, released bases first.
             base = a.base
             while type(base) is np.ndarray:
                 if base.flags.writeable:
-                    base.flags.writeable = False
+                    base.setflags(write=False)
                     self.locked.append(base)
                 base = base.base
 
@@ -119,7 +119,7 @@ class Tape:
             left = []
             for a in reversed(pending):
                 try:
-                    a.flags.writeable = True
+                    a.setflags(write=True)
                 except ValueError:
                     left.append(a)
             if len(left) == len(pending):
@@ -589,7 +589,7 @@ def assemble(td: TreeDef, leaves: list[Any], parts: Any) -> Any:
 def primal(x: Any) -> Any:
     """The plain value beneath any number of BVar levels (the tape's own object)."""
     while isinstance(x, BVar):
-        x = x.value if type(x) is TreeVar else x._value
+        x = x.value if isinstance(x, TreeVar) else x._value
     return x
 
 
@@ -597,7 +597,7 @@ def read_only(x: Any) -> Any:
     """``x``, or a read-only view of it if it is an array (the tape may still read it)."""
     if type(x) is np.ndarray and x.flags.writeable:
         x = x.view()
-        x.flags.writeable = False
+        x.setflags(write=False)
     return x
 
 
@@ -969,8 +969,33 @@ def build_view(td: TreeDef, leaves: Any, tape: Tape | None) -> Any:
     return make_view(td.container, td.aux, kids, tape)
 
 
+def view_class(container: Container) -> type[TreeVar]:
+    """The class of TreeVars of ``container``: for a record type, a subclass with one
+    property per field, so ``v.field`` is a property read (~0.2 us) where TreeVar alone
+    would fail a lookup and fall back to ``__getattr__`` (~0.8 us)."""
+    cls = container.view
+    if cls is None:
+        fields = {n: i for n, i in container.attributes.items() if not hasattr(TreeVar, n)}
+        cls = TreeVar
+        if fields:
+            namespace: dict[str, Any] = {"__slots__": ()}
+            for name, i in fields.items():
+                namespace[name] = _field(i)
+            cls = type(f"TreeVar[{container.name}]", (TreeVar,), namespace)
+            tree._kinds[cls] = VIEW
+        container.view = cls
+    return cls
+
+
+def _field(i: int) -> property:
+    def read(v: TreeVar) -> Any:
+        return v._children[i]
+
+    return property(read)
+
+
 def make_view(container: Container, aux: Any, children: list[Any], tape: Tape | None) -> TreeVar:
-    v = object.__new__(TreeVar)
+    v: TreeVar = object.__new__(container.view or view_class(container))
     v._value = None
     v._tape = tape  # type: ignore[assignment]
     v._index = None  # type: ignore[assignment]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 import types
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -108,10 +109,10 @@ class Container:
     ``keys(aux)`` names each child (for paths and lenses); ``static`` marks children that
     are static whatever their type (dataclass fields declared static).  ``attributes``
     maps field names to child positions for records (dataclasses, NamedTuples), whose
-    fields are read as attributes.
+    fields are read as attributes; ``view`` is the class of the engine's BVars of it.
     """
 
-    __slots__ = ("name", "split", "rebuild", "keys", "static", "attributes")
+    __slots__ = ("name", "split", "rebuild", "keys", "static", "attributes", "view")
 
     def __init__(
         self,
@@ -128,6 +129,8 @@ class Container:
         self.keys = keys
         self.static = static
         self.attributes: dict[str, int] = attributes or {}
+        # The engine's BVar class for views of this container (made on first use).
+        self.view: type | None = None
 
     def __repr__(self) -> str:
         return f"Container({self.name})"
@@ -189,16 +192,31 @@ def _dataclass_container(cls: type) -> Container:
     keys = tuple(_Attr(n) for n in names)
     static = tuple(is_static_field(f) for f in fields)
     setter = object.__setattr__
+    # attrgetter reads every field in one C call (it returns a bare value for one name).
+    get = operator.attrgetter(*names) if len(names) > 1 else None
 
     def split(x: Any) -> tuple[Any, list[Any]]:
+        if get is not None:
+            return cls, list(get(x))
         return cls, [getattr(x, n) for n in names]
 
     # Rebuilding bypasses __init__ and __post_init__: a gradient or an optimizer update is
     # not a valid "parameter set" for validators, and init=False fields must survive too.
+    # Instances with a __dict__ get their fields stored into it directly (no __setattr__,
+    # which a frozen dataclass overrides to raise).
+    with_dict = cls.__dictoffset__ != 0 and not any(
+        hasattr(type(getattr(cls, n, None)), "__set__") for n in names  # slots, properties
+    )
+
     def rebuild(aux: Any, children: Sequence[Any]) -> Any:
         obj: Any = object.__new__(cls)
-        for n, c in zip(names, children):
-            setter(obj, n, c)
+        if with_dict:
+            fields = obj.__dict__
+            for n, c in zip(names, children):
+                fields[n] = c
+        else:
+            for n, c in zip(names, children):
+                setter(obj, n, c)
         return obj
 
     attributes = {n: i for i, n in enumerate(names)}
@@ -620,8 +638,21 @@ def _map(fn: Callable[..., Any], x: Any, ys: tuple[Any, ...]) -> Any:
         for i, c in enumerate(kids):
             if static is not None and static[i]:
                 out.append(c)
-            else:
-                out.append(_map(fn, c, tuple(o[i] for o in others)))
+                continue
+            # Float and float-array leaves, with zero or one other tree (Params arithmetic,
+            # the optimizers), are mapped here rather than by a recursive call.
+            tc = type(c)
+            if tc is float or (tc is np.ndarray and c.dtype.kind == "f"):
+                if not others:
+                    out.append(fn(c))
+                    continue
+                if len(others) == 1:
+                    y = others[0][i]
+                    ty = type(y)
+                    if ty is float or (ty is np.ndarray and y.dtype.kind == "f"):
+                        out.append(fn(c, y))
+                        continue
+            out.append(_map(fn, c, tuple([o[i] for o in others])))
     except UnsupportedLeafError as e:
         e.keys.append(list(k.keys(aux))[i])
         raise

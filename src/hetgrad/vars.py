@@ -127,7 +127,7 @@ def preview_var_or_raise(v: Any, prism: Optic) -> Any:
     """
     found = accessor(prism, "_vpreview")(v)
     if found is None:
-        what = type_of(v) if type(v) is TreeVar else type(primal(v))
+        what = type_of(v) if isinstance(v, TreeVar) else type(primal(v))
         raise LookupError(f"{prism!r} does not match this {what.__name__}")
     return found
 
@@ -153,7 +153,7 @@ def sequence_var(v: Any) -> Any:
     >>> hetgrad.grad_bp(f, 9.0, [1.0, 6.0, 2.0])[1]
     [0.222..., 1.333..., 0.444...]
     """
-    if type(v) is TreeVar:
+    if isinstance(v, TreeVar):
         if family(v) is RECORD:
             raise TypeError(
                 f"sequence_var takes a BVar of a list, tuple or dict; got a BVar of a "
@@ -175,7 +175,7 @@ def collect_var(xs: Any) -> Any:
     >>> hetgrad.grad_bp(lambda a, b: hetgrad.collect_var([a, b])[1] * a, 2.0, 3.0)
     (3.0, 2.0)
     """
-    if type(xs) is TreeVar:
+    if isinstance(xs, TreeVar):
         return xs
     if not isinstance(xs, (list, tuple, dict)):
         raise TypeError(f"collect_var takes a list, tuple or dict, got {type(xs).__name__}")
@@ -200,7 +200,7 @@ def split_bv(v: Any) -> Any:
     >>> hetgrad.grad_bp(loss, Line(1.0, 0.5))
     Line(slope=2.0, intercept=1.0)
     """
-    if type(v) is TreeVar:
+    if isinstance(v, TreeVar):
         return v._split()
     if isinstance(v, BVar):
         raise TypeError(
