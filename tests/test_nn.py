@@ -138,6 +138,14 @@ def test_cross_entropy_gradient_is_softmax_minus_targets_summed_over_batch() -> 
     np.testing.assert_allclose(value, -np.sum(targets * nn.log_softmax(logits)))
     np.testing.assert_allclose(g, nn.softmax(logits) - targets, atol=1e-12)
     hetgrad.check_grads(nn.cross_entropy, logits, targets, order=2)
+    # The usual call (constant targets) is one node keeping its forward softmax; the same
+    # gradients, first and second order, and under debug_nans.
+    hetgrad.check_grads(lambda z: nn.cross_entropy(z, targets), logits, order=2)
+    hetgrad.check_grads(lambda z: 3.0 * nn.cross_entropy(z, 0.5 * targets), logits)
+    with hetgrad.debug_nans():
+        np.testing.assert_allclose(
+            hetgrad.grad_bp(lambda z: nn.cross_entropy(z, targets), logits), g, atol=1e-12
+        )
 
 
 def test_cross_entropy_at_extreme_logits_is_finite() -> None:
