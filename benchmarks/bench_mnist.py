@@ -26,8 +26,8 @@ import numpy as np
 
 import hetgrad
 
-from .common import check_close, measure_auto, peer, to_numpy
-from .harness import Report
+from .common import check_close, peer, to_numpy
+from .harness import Report, measure_interleaved
 
 SIZES = (784, 300, 100, 10)
 RATE = 0.02
@@ -464,9 +464,14 @@ def run(report: Report, quick: bool) -> None:
             impls["JAX eager"], impls["jax.jit"] = jx
         for workload in ("gradient", "descent step", "run"):
             for name, impl in impls.items():
-                fn = impl[workload]
-                _check(f"{group}, {workload}, {name}", workload, impl, fn, expected[workload])
-                seconds = measure_auto(fn, quick=quick)
+                _check(f"{group}, {workload}, {name}", workload, impl, impl[workload],
+                       expected[workload])  # fmt: skip
+            # Every implementation is timed in the same rounds (see measure_interleaved).
+            times = measure_interleaved({name: impl[workload] for name, impl in impls.items()},
+                                        min_time=0.02 if quick else 0.05,
+                                        repeat=3 if quick else 9)  # fmt: skip
+            for name, impl in impls.items():
+                seconds = times[name]
                 if "_reset" in impl:
                     impl["_reset"]()
                 extra: dict[str, Any] = {}

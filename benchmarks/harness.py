@@ -39,6 +39,31 @@ def measure(fn: Callable[[], Any], *, min_time: float = 0.05, repeat: int = 7,
     return statistics.median(times)
 
 
+def measure_interleaved(fns: dict[str, Callable[[], Any]], *, min_time: float = 0.05,
+                        repeat: int = 9, warmup: int = 2) -> dict[str, float]:  # fmt: skip
+    """Median seconds per call of each function, timed in interleaved rounds.
+
+    Each round times one batch of every function in turn, so a slow spell of a noisy
+    machine falls on all of them alike and the ratios between them stay true.
+    """
+    numbers = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        number = 1
+        while True:
+            t = _batch(fn, number)
+            if t >= min_time or number >= 1 << 20:
+                break
+            number *= 2 if t == 0 else max(2, min(10, int(min_time / t) + 1))
+        numbers[name] = number
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            times[name].append(_batch(fn, numbers[name]) / numbers[name])
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def _batch(fn: Callable[[], Any], number: int) -> float:
     enabled = gc.isenabled()
     gc.disable()

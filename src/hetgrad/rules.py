@@ -96,13 +96,20 @@ def unbroadcast(g: Any, x: Any) -> Any:
         return g
     lead = len(gs) - len(xs)
     if lead > 0:
-        g = np.sum(g, axis=tuple(range(lead)))
+        g = sum_over(g, tuple(range(lead)))
     axes = tuple(i for i, n in enumerate(xs) if n == 1 and gs[lead + i] != 1)
     if axes:
-        g = np.sum(g, axis=axes, keepdims=True)
+        g = sum_over(g, axes, keepdims=True)
     if not xs and type(g) is np.ndarray:
         g = g[()]
     return g
+
+
+def sum_over(g: Any, axis: Any, keepdims: bool = False) -> Any:
+    """``np.sum(g, axis)``; an array's own method where it can (a third of the overhead)."""
+    if type(g) is np.ndarray:
+        return g.sum(axis=axis, keepdims=keepdims)
+    return np.sum(g, axis=axis, keepdims=keepdims)
 
 
 def _scalar(g: Any) -> Any:
@@ -290,14 +297,32 @@ def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def spread(g: Any, shape: tuple[int, ...]) -> Any:
+    """``g`` broadcast to ``shape``: the gradient of a reduction over the elements it read.
+
+    A plain ``g`` is copied into a fresh array, ~0.5 us where ``np.broadcast_to`` takes
+    ~3 us; the array is the gradient's own, so a leaf's gradient needs no further copy.
+    """
+    t = type(g)
+    if t is np.ndarray or t is np.float64 or t is np.float32:
+        out = np.empty(shape, g.dtype)
+    elif t is float:
+        out = np.empty(shape)
+    else:  # a BVar being differentiated, or another type: the recorded broadcast
+        return np.broadcast_to(g, shape)
+    out[...] = g
+    return out
+
+
 def _sum_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None,
               out: Any = None, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
     shape = shape_of(a)
     if type(a) is float:
         return g
     if axis is not None and not keepdims:
-        g = np.reshape(g, _kept_shape(shape, axis))
-    return np.broadcast_to(g, shape)
+        g = g.reshape(_kept_shape(shape, axis)) if type(g) is np.ndarray else np.reshape(
+            g, _kept_shape(shape, axis))  # fmt: skip
+    return spread(g, shape)
 
 
 def _count(shape: tuple[int, ...], axis: Any) -> int:
