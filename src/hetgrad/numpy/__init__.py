@@ -240,7 +240,9 @@ def array(object: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:  # 
     (2.0, 8.0)
     """
     try:
-        return np.array(object, dtype, *args, **kwargs)
+        if dtype is None and not args and not kwargs:  # the usual call, kept cheap
+            return _np_array(object)
+        return _np_array(object, dtype, *args, **kwargs)
     except TypeError:
         if not _has_bvar(object):
             raise
@@ -279,6 +281,7 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", **kw:
 
 
 _np_full = np.full
+_np_array = np.array
 
 
 def _konst(fill: Any, shape: Any, dtype: Any) -> Any:

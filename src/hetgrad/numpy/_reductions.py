@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import rules
-from ..rules import _no_out, mean, prim, safe_quotient, sum_
+from ..rules import _no_out, all_finite, mean, prim, safe_quotient, sum_
 from ..tape import BVar, primal
 from ._core import apply1, axes_of, kept, lift, shape_of
 from ._shape import concatenate as _concat
@@ -143,13 +143,15 @@ cumprod = prim(_no_out(np.cumprod), _cumprod_grad, name="cumprod", nondiff=(1,))
 def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if isinstance(a, BVar):  # a BVar of an outer tape: record there, with the safe rule
         return logsumexp_p(a, axis=axis, keepdims=keepdims)
-    m = np.max(a, axis=axis, keepdims=True)
-    if np.isfinite(m).all():
-        s = np.sum(np.exp(a - m), axis=axis, keepdims=keepdims)
+    # (Array methods and all_finite: a third of the overhead of np.max, np.sum, np.all.)
+    a = np.asarray(a)
+    m = a.max(axis=axis, keepdims=True)
+    if all_finite(m):
+        s = np.exp(a - m).sum(axis=axis, keepdims=keepdims)
         y = np.log(s)  # s >= 1
     else:  # rows of -inf (or +inf): shift by 0 there, and log(0) = -inf without a warning
         m = np.where(np.isfinite(m), m, 0.0)
-        s = np.sum(np.exp(a - m), axis=axis, keepdims=keepdims)
+        s = np.exp(a - m).sum(axis=axis, keepdims=keepdims)
         with np.errstate(divide="ignore"):
             y = np.log(s)
     return y + (m if keepdims else m.reshape(np.shape(s)))
@@ -157,7 +159,10 @@ def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 def _logsumexp_grad(g: Any, y: Any, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     gk, yk = _kept_args(g, y, a, axis, keepdims)
-    empty = np.isneginf(primal(yk))  # every input -inf: the limit along x = c * ones
+    py = primal(yk)
+    if type(py) is np.ndarray and all_finite(py):
+        return gk * np.exp(a - yk)
+    empty = np.isneginf(py)  # every input -inf: the limit along x = c * ones
     if not np.any(empty):
         return gk * np.exp(a - yk)
     n = _count(shape_of(a), axis)
