@@ -22,7 +22,7 @@ import hetgrad
 import hetgrad.numpy as hnp
 from hetgrad import nn
 
-from .harness import Report, measure
+from .harness import Report, measure_interleaved
 
 K = 200
 
@@ -57,8 +57,8 @@ def _plain(report: Report, quick: bool) -> None:
     ]
     min_time = 0.02 if quick else 0.1
     for name, numpy_fn, lifted_fn in rows:
-        base = measure(numpy_fn, min_time=min_time)
-        lifted = measure(lifted_fn, min_time=min_time)
+        times = measure_interleaved({"numpy": numpy_fn, "lifted": lifted_fn}, min_time=min_time)
+        base, lifted = times["numpy"], times["lifted"]
         report.add(group, name, "numpy", base)
         report.add(group, name, "hetgrad.numpy", lifted)
         report.note(f"plain {name}: hetgrad.numpy adds {(lifted - base) * 1e6:+.3f} us")
@@ -151,8 +151,11 @@ def _bvars(report: Report, quick: bool) -> None:
         want = by_hand(x0)
         got = hetgrad.grad_bp(chain, x0)
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-        base = measure(lambda by_hand=by_hand, x0=x0: by_hand(x0), min_time=min_time)
-        hg = measure(lambda chain=chain, x0=x0: hetgrad.grad_bp(chain, x0), min_time=min_time)
+        times = measure_interleaved({
+            "base": lambda by_hand=by_hand, x0=x0: by_hand(x0),
+            "hetgrad": lambda chain=chain, x0=x0: hetgrad.grad_bp(chain, x0),
+        }, min_time=min_time)  # fmt: skip
+        base, hg = times["base"], times["hetgrad"]
         report.add(group, name, "numpy by hand", base)
         report.add(group, name, "hetgrad grad_bp", hg)
         report.note(
