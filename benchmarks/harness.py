@@ -27,15 +27,8 @@ def measure(fn: Callable[[], Any], *, min_time: float = 0.05, repeat: int = 7,
 
     The garbage collector is paused inside a batch, as ``timeit`` does.
     """
-    for _ in range(warmup):
-        fn()
-    number = 1
-    while True:
-        t = _batch(fn, number)
-        if t >= min_time or number >= 1 << 20:
-            break
-        number *= 2 if t == 0 else max(2, min(10, int(min_time / t) + 1))
-    times = [t / number] + [_batch(fn, number) / number for _ in range(repeat - 1)]
+    number, first = _calibrate(fn, min_time, warmup)
+    times = [first] + [_batch(fn, number) / number for _ in range(repeat - 1)]
     return statistics.median(times)
 
 
@@ -46,22 +39,25 @@ def measure_interleaved(fns: dict[str, Callable[[], Any]], *, min_time: float = 
     Each round times one batch of every function in turn, so a slow spell of a noisy
     machine falls on all of them alike and the ratios between them stay true.
     """
-    numbers = {}
-    for name, fn in fns.items():
-        for _ in range(warmup):
-            fn()
-        number = 1
-        while True:
-            t = _batch(fn, number)
-            if t >= min_time or number >= 1 << 20:
-                break
-            number *= 2 if t == 0 else max(2, min(10, int(min_time / t) + 1))
-        numbers[name] = number
+    numbers = {name: _calibrate(fn, min_time, warmup)[0] for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             times[name].append(_batch(fn, numbers[name]) / numbers[name])
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _calibrate(fn: Callable[[], Any], min_time: float, warmup: int) -> tuple[int, float]:
+    """After ``warmup`` calls: how many calls make a batch of ``min_time``, and the
+    seconds per call that batch took."""
+    for _ in range(warmup):
+        fn()
+    number = 1
+    while True:
+        t = _batch(fn, number)
+        if t >= min_time or number >= 1 << 20:
+            return number, t / number
+        number *= 2 if t == 0 else max(2, min(10, int(min_time / t) + 1))
 
 
 def _batch(fn: Callable[[], Any], number: int) -> float:
