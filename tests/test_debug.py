@@ -20,6 +20,13 @@ def test_forward_nan_names_operation_and_line() -> None:
     assert "log" in msg and "test_debug.py" in msg and "in f" in msg
 
 
+def test_outputs_the_rules_never_read_are_still_checked() -> None:
+    # multiply's node keeps no output normally; under debug_nans it is inspected anyway.
+    with np.errstate(all="ignore"), hetgrad.debug_nans():
+        with pytest.raises(FloatingPointError, match="multiply produced"):
+            hetgrad.grad_bp(lambda x: np.sum(x * np.array([np.inf, 1.0])), np.ones(2))
+
+
 def test_gradient_inf_names_operation() -> None:
     with np.errstate(all="ignore"), hetgrad.debug_nans():
         with pytest.raises(FloatingPointError, match="the gradient of sqrt"):

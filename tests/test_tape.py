@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -267,6 +268,35 @@ def test_writing_into_a_constant_or_an_intermediate_is_caught() -> None:
 
     with pytest.raises(ValueError, match="read-only"):
         grad_bp(mutate_intermediate, np.ones(2))
+
+
+def test_intermediates_no_rule_reads_are_freed_during_the_forward_pass() -> None:
+    import weakref
+
+    refs: list[Any] = []
+
+    def f(x: BVar) -> BVar:
+        h = x * 3.0  # multiply's rules read neither its output nor (here) this result
+        refs.append(weakref.ref(h._value))
+        e = np.exp(h)  # exp's rule reads its output only
+        del h
+        assert refs[0]() is None  # nothing on the tape holds the 8 kB array any more
+        return np.sum(e)
+
+    x0 = np.linspace(-1.0, 1.0, 1000)
+    np.testing.assert_allclose(grad_bp(f, x0), 3.0 * np.exp(3.0 * x0))
+
+
+def test_a_constant_only_added_is_not_locked_and_its_writes_change_no_gradient() -> None:
+    shift = np.array([1.0, 2.0])
+
+    def f(x: BVar) -> BVar:
+        y = x + shift  # add's rules need the constant's shape only
+        shift[0] = 100.0  # allowed: nothing the backward pass reads changes
+        return np.sum(y * y)
+
+    x0 = np.array([0.5, -0.5])
+    np.testing.assert_allclose(grad_bp(f, x0), 2.0 * (x0 + [1.0, 2.0]))
 
 
 def test_arrays_writable_after_runner_and_when_pullback_dies() -> None:

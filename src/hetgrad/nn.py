@@ -24,7 +24,7 @@ import numpy as np
 
 from .numpy import logsumexp
 from .numpy._core import apply1
-from .rules import all_finite, prim, unread
+from .rules import all_finite, output_unread, prim, unread
 from .tape import BVar, _escaped, binary, primal, record_whole, unary
 from .tree import LEAF_DEF
 
@@ -114,6 +114,7 @@ softplus_p = prim(_softplus, lambda g, y, x: g * sigmoid(x), name="softplus")
 softmax_p = prim(_softmax, _softmax_grad, name="softmax", nondiff=(1,))
 for _p in (sigmoid_p, softmax_p):  # their rules read the output only
     unread(_p, 0)
+output_unread(relu_p, softplus_p)  # and these the input only
 _softmax_kw = apply1(softmax_p)
 
 

@@ -51,6 +51,12 @@ def unread(p: Primitive, *positions: int) -> None:
     p.reads = tuple(k not in positions for k in range(max(*positions, 1) + 1))
 
 
+def output_unread(*prims: Primitive) -> None:
+    """Declare that these primitives' rules never read their output (nodes drop it)."""
+    for p in prims:
+        p.reads_output = False
+
+
 def on_floats(p: Primitive, *vjps: Callable[..., Any]) -> None:
     """Give ``p`` rules for Python-float operands (the moons-style scalar fast path)."""
     p.float_vjps = vjps
@@ -560,6 +566,10 @@ unread(subtract, 0, 1)
 for _p in (negative, exp, tanh, sqrt, sum_, mean, reshape, broadcast_to, expand_dims,
            swapaxes, transpose):  # fmt: skip
     unread(_p, 0)
+# Rules that do not read the output.
+output_unread(add, subtract, multiply, negative, absolute, square, log, sin, cos, maximum,
+              minimum, matmul, outer, sum_, mean, reshape, broadcast_to, expand_dims,
+              swapaxes, transpose, where, getitem)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

@@ -234,6 +234,10 @@ class Primitive:
         # input they do not read is stored on the tape as its ShapeOf, so it can be freed
         # after the forward pass (unless it is small: see SMALL_ARRAY_BYTES).
         self.reads: tuple[bool, ...] | None = None
+        # Whether the rules read the output ``y``.  If not, the node stores None in its
+        # place, so an intermediate array is freed once the code is done with it (except
+        # under debug_nans, whose CheckedNodes inspects every output).
+        self.reads_output = True
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -413,6 +417,8 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     tape, or one a plain number or array) in a few attribute reads.
     """
     tb = type(b)
+    reads = prim.reads
+    # A constant array is locked only if the rules read it (add and subtract need shapes).
     if type(a) is BVar:
         tape = a._tape
         av = a._value
@@ -424,7 +430,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         elif tb in _CONSTANT_TYPES:
             bv = b
             parents = (a._index, None)
-            if tb is np.ndarray and b.flags.writeable:
+            if tb is np.ndarray and b.flags.writeable and (reads is None or reads[1]):
                 tape.lock(b)
         else:
             return apply(prim, (a, b), {})
@@ -433,7 +439,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         av = a
         bv = b._value
         parents = (None, b._index)
-        if type(a) is np.ndarray and a.flags.writeable:
+        if type(a) is np.ndarray and a.flags.writeable and (reads is None or reads[0]):
             tape.lock(a)
     else:
         return apply(prim, (a, b), {})
@@ -445,13 +451,13 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     if type(y) is float:
         nodes.append((prim.float_vjps, parents, (av, bv), y, None, prim.name))
     else:
-        reads = prim.reads  # (``stored`` inlined for two arguments: this is the hot path)
-        if reads is not None:
+        if reads is not None:  # (``stored`` inlined for two arguments: the hot path)
             if not reads[0] and type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
                 av = ShapeOf(av)
             if not reads[1] and type(bv) is np.ndarray and bv.nbytes > SMALL_ARRAY_BYTES:
                 bv = ShapeOf(bv)
-        nodes.append((prim.vjps, parents, (av, bv), y, None, prim.name))
+        kept = y if prim.reads_output or type(nodes) is not list else None
+        nodes.append((prim.vjps, parents, (av, bv), kept, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
@@ -467,7 +473,8 @@ def unary(prim: Primitive, a: BVar) -> Any:
     if reads is not None and not reads[0]:
         if type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
             av = ShapeOf(av)
-    nodes.append((prim.vjps, (a._index,), (av,), y, None, prim.name))
+    kept = y if prim.reads_output or type(nodes) is not list else None
+    nodes.append((prim.vjps, (a._index,), (av,), kept, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)
 
 
@@ -508,7 +515,8 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     y = prim.fn(*tvals, **kwargs)
     if prim.reads is not None:
         tvals = stored(prim.reads, tvals)
-    return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name)
+    return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name,
+                  prim.reads_output)  # fmt: skip
 
 
 def _kind_name(v: Any) -> str:
@@ -528,12 +536,14 @@ def record(
     y: Any,
     kw: dict[str, Any] | None,
     name: str,
+    reads_output: bool = True,
 ) -> Any:
     """Append a primitive's node; structure-valued outputs get one node per output leaf."""
     nodes = tape.nodes
     assert nodes is not None
     if is_leaf_value(y):
-        nodes.append((vjps, parents, args, y, kw, name))
+        kept = y if reads_output or type(nodes) is not list else None
+        nodes.append((vjps, parents, args, kept, kw, name))
         return _new_bvar(y, tape, len(nodes) - 1)
     try:
         leaves, td = flatten(y)
