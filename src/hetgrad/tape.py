@@ -6,7 +6,7 @@ from the output's node.  Every operation on a BVar appends one *node* to the tap
 
     (vjps, parents, args, y, kwargs, name)  a primitive: vjps[k](g, y, *args) is the
                                             gradient for argument k; parents[k] is its
-                                            node or None
+                                            node or None; y is None if no rule reads it
     (WHOLE, parents, pullback, _, _, name)  a custom op: pullback(g) returns one gradient
                                             per parent (None for "no gradient")
     (PROJECT, (op,), position, n, leaf, name)  output ``position`` (of ``n``) of a
