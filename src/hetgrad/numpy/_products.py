@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import rules
-from ..rules import multiply, prim, unbroadcast
+from ..rules import multiply, output_unread, prim, unbroadcast
 from ..tape import BVar, Primitive, apply, binary
 from ._core import lift, ndim_of, shape_of
 from ._shape import moveaxis, ravel, reshape, stack
@@ -236,7 +236,9 @@ def _einsum_primitive(subscripts: str, n: int) -> Primitive:
 
         return vjp
 
-    return prim(fn, *[rule(k) for k in range(n)], name="einsum")
+    p = prim(fn, *[rule(k) for k in range(n)], name="einsum")
+    output_unread(p)  # the rules read the operands only
+    return p
 
 
 @lift(np.einsum)
