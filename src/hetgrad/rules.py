@@ -326,8 +326,8 @@ def _sum_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None,
     if type(a) is float:
         return g
     if axis is not None and not keepdims:
-        g = g.reshape(_kept_shape(shape, axis)) if type(g) is np.ndarray else np.reshape(
-            g, _kept_shape(shape, axis))  # fmt: skip
+        kept = _kept_shape(shape, axis)
+        g = g.reshape(kept) if type(g) is np.ndarray else np.reshape(g, kept)
     return spread(g, shape)
 
 
