@@ -221,7 +221,7 @@ cross_entropy_p = prim(_cross_entropy, _ce_logits_grad, _ce_targets_grad, name="
 def _record_cross_entropy(logits: BVar, targets: np.ndarray) -> BVar:
     """The usual call (array logits of this tape, constant targets) as one node whose
     pullback keeps the forward pass's softmax: recomputing it, as the primitive's rule
-    must, costs ~10 us, a tenth of what hetgrad adds to a one-sample MNIST gradient."""
+    must, cost ~6 us of the ~100 us hetgrad adds to a one-sample MNIST gradient."""
     tape = logits._tape
     if tape.nodes is None:
         raise _escaped(tape)
