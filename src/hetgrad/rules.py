@@ -147,6 +147,7 @@ def float_fast(math_fn: Callable[[float], float], ufunc: Any) -> Callable[[Any],
         return ufunc(x)
 
     f.__name__ = ufunc.__name__
+    f._array_fn = ufunc  # type: ignore[attr-defined]  # (Primitive.array_fn calls it)
     return f
 
 
@@ -550,14 +551,29 @@ fmax = prim(np.fmax, lambda g, y, a, b: unbroadcast(g * _fmax_split(a, b, True),
 fmin = prim(np.fmin, lambda g, y, a, b: unbroadcast(g * _fmax_split(a, b, False), a),
             lambda g, y, a, b: unbroadcast(g * _fmax_split(b, a, False), b),
             name="fmin")  # fmt: skip
-logaddexp = prim(np.logaddexp,
-                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, b, y, exp_), a),
-                 lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, a, y, exp_), b),
-                 name="logaddexp")  # fmt: skip
-logaddexp2 = prim(np.logaddexp2,
-                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(a, b, y, exp2_), a),
-                  lambda g, y, a, b: unbroadcast(g * _logaddexp_weight(b, a, y, exp2_), b),
-                  name="logaddexp2")  # fmt: skip
+
+
+def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any]) -> Callable[..., Any]:
+    """The rule for operand ``k`` of ``logaddexp`` (``ufunc``) or ``logaddexp2``.
+
+    Plain arrays of the output's shape with a finite output (nearly every call) take a
+    short path, the textbook ``g * exp(x - y)``: half the cost of the general one.
+    """
+
+    def general(g: Any, y: Any, x: Any, other: Any) -> Any:
+        if type(y) is np.ndarray and type(x) is np.ndarray and all_finite(y):
+            gx = g * ufunc(x - y)
+            return gx if gx.shape == x.shape else unbroadcast(gx, x)
+        return unbroadcast(g * _logaddexp_weight(x, other, y, base_exp), x)
+
+    if k == 0:
+        return general
+    return lambda g, y, a, b: general(g, y, b, a)
+
+logaddexp = prim(np.logaddexp, _logaddexp_grad(0, np.exp, exp_),
+                 _logaddexp_grad(1, np.exp, exp_), name="logaddexp")  # fmt: skip
+logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_),
+                  _logaddexp_grad(1, np.exp2, exp2_), name="logaddexp2")  # fmt: skip
 
 
 # Rules that read no input values (only shapes, or the output): the tape keeps ShapeOf.

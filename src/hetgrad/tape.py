@@ -238,6 +238,9 @@ class Primitive:
         # place, so an intermediate array is freed once the code is done with it (except
         # under debug_nans, whose CheckedNodes inspects every output).
         self.reads_output = True
+        # What to call on a plain array: the ufunc itself where ``fn`` only wraps one with
+        # a Python-float fast path (see ``rules.float_fast``), saving a Python call.
+        self.array_fn: Callable[..., Any] = getattr(fn, "_array_fn", fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -430,7 +433,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         elif tb in _CONSTANT_TYPES:
             bv = b
             parents = (a._index, None)
-            if tb is np.ndarray and b.flags.writeable and (reads is None or reads[1]):
+            if tb is np.ndarray and (reads is None or reads[1]) and b.flags.writeable:
                 tape.lock(b)
         else:
             return apply(prim, (a, b), {})
@@ -439,7 +442,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         av = a
         bv = b._value
         parents = (None, b._index)
-        if type(a) is np.ndarray and a.flags.writeable and (reads is None or reads[0]):
+        if type(a) is np.ndarray and (reads is None or reads[0]) and a.flags.writeable:
             tape.lock(a)
     else:
         return apply(prim, (a, b), {})
@@ -468,11 +471,13 @@ def unary(prim: Primitive, a: BVar) -> Any:
     if nodes is None:
         raise _escaped(tape)
     av = a._value
-    y = prim.fn(av)
-    reads = prim.reads
-    if reads is not None and not reads[0]:
-        if type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
+    if type(av) is np.ndarray:
+        y = prim.array_fn(av)
+        reads = prim.reads
+        if reads is not None and not reads[0] and av.nbytes > SMALL_ARRAY_BYTES:
             av = ShapeOf(av)
+    else:
+        y = prim.fn(av)
     kept = y if prim.reads_output or type(nodes) is not list else None
     nodes.append((prim.vjps, (a._index,), (av,), kept, None, prim.name))
     return _new_bvar(y, tape, len(nodes) - 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -151,6 +151,12 @@ class _OperandPlan(NamedTuple):
     diagonal: tuple[str, tuple[int, ...]] | None  # repeated letters: a spec and eye sizes
     unbroadcast: bool  # the operand was broadcast (a size-1 axis against a longer one)
 
+    @property
+    def direct(self) -> bool:
+        """The gradient is one einsum of ``[g] + others``, with nothing to undo."""
+        return (self.full is None and self.expand is None and self.diagonal is None
+                and not self.unbroadcast)  # fmt: skip
+
 
 @functools.lru_cache(maxsize=256)
 def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[_OperandPlan]:
@@ -197,12 +203,18 @@ def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[_
 # NumPy's einsum minus its __array_function__ dispatch, for operands that are plain values
 # (about 0.6 us a call on small arrays); BVars of an outer tape need the dispatching one.
 _plain_einsum = getattr(np.einsum, "_implementation", np.einsum)
+# The C function that ``numpy.einsum(..., optimize=False)`` calls: another 0.3 us less.
+_c_einsum: Callable[..., Any] = getattr(
+    getattr(getattr(np, "_core", None), "multiarray", None), "c_einsum", _plain_einsum
+)
 
 
 def _einsum_call(spec: str, ops: Sequence[Any], optimize: Any, **kwargs: Any) -> Any:
     for x in ops:
         if isinstance(x, BVar):
             return np.einsum(spec, *ops, optimize=optimize, **kwargs)
+    if optimize is False:
+        return _c_einsum(spec, *ops, **kwargs)
     return _plain_einsum(spec, *ops, optimize=optimize, **kwargs)
 
 
@@ -236,7 +248,36 @@ def _einsum_primitive(subscripts: str, n: int) -> Primitive:
 
         return vjp
 
+    if n == 2:
+        return _einsum2_primitive(subscripts, fn, rule)
     p = prim(fn, *[rule(k) for k in range(n)], name="einsum")
+    output_unread(p)  # the rules read the operands only
+    return p
+
+
+def _einsum2_primitive(subscripts: str, fn: Any, rule: Any) -> Primitive:
+    """Two operands, the usual case, with fast paths that cost a third of the general ones:
+    the forward pass and each gradient are one call of NumPy's C einsum when the values are
+    plain arrays and the gradient needs no broadcasting undone (the plan says ``direct``)."""
+    slow = (rule(0), rule(1))
+
+    def fn2(a: Any, b: Any, **kwargs: Any) -> Any:
+        if not kwargs and type(a) is np.ndarray and type(b) is np.ndarray:
+            return _c_einsum(subscripts, a, b)
+        return fn(a, b, **kwargs)
+
+    def fast(k: int) -> Any:
+        def vjp(g: Any, y: Any, a: Any, b: Any, **kwargs: Any) -> Any:
+            if not kwargs and type(a) is np.ndarray and type(b) is np.ndarray \
+                    and type(g) is np.ndarray:  # fmt: skip
+                plan = _einsum_plan(subscripts, (a.shape, b.shape))[k]
+                if plan.direct:
+                    return _c_einsum(plan.spec, g, b if k == 0 else a)
+            return slow[k](g, y, a, b, **kwargs)
+
+        return vjp
+
+    p = prim(fn2, fast(0), fast(1), name="einsum")
     output_unread(p)  # the rules read the operands only
     return p
 
