@@ -170,12 +170,30 @@ def test_unlifted_functions_raise_naming_themselves() -> None:
         call(np.add.reduce)
     with pytest.raises(NotImplementedError, match="hnp|hetgrad|numpy.einsum"):
         call(lambda x: np.einsum(x, [0], [0]))
-    with pytest.raises(NotImplementedError, match="full_matrices=False"):
-        hetgrad.grad_bp(lambda m: np.sum(np.linalg.svd(m)[0]), np.ones((3, 2)))
     with pytest.raises(NotImplementedError, match="qr"):
-        hetgrad.grad_bp(lambda m: np.sum(np.linalg.qr(m)[1]), np.ones((2, 3)))
+        hetgrad.grad_bp(lambda m: np.sum(np.linalg.qr(m, mode="raw")[1]), np.ones((2, 3)))
     with pytest.raises(TypeError, match="drop it from the tape"):
         hetgrad.grad_bp(lambda x: np.sum(np.asarray(x)), np.ones(2))
+
+
+@pytest.mark.parametrize("shape", [(4, 2), (2, 4), (2, 3, 2)])
+def test_extra_columns_of_full_svd_and_complete_qr_have_no_gradient(shape: Any) -> None:
+    # The columns past min(m, n) are an arbitrary basis: reading them raises, reading the
+    # others gives the same gradient as the reduced factorization.
+    a = np.random.default_rng(1).normal(size=shape)
+    m, n = shape[-2:]
+    k = min(m, n)
+    extra = (lambda u, s, vh: u[..., :, k:]) if m > n else (lambda u, s, vh: vh[..., k:, :])
+    with pytest.raises(ValueError, match="arbitrary orthonormal basis.*full_matrices=False"):
+        hetgrad.grad_bp(lambda x: np.sum(extra(*np.linalg.svd(x)) ** 3), a)
+    full = hetgrad.grad_bp(lambda x: np.sum(np.linalg.svd(x)[0][..., :, :k] ** 3), a)
+    reduced = hetgrad.grad_bp(
+        lambda x: np.sum(np.linalg.svd(x, full_matrices=False)[0] ** 3), a
+    )
+    np.testing.assert_allclose(full, reduced, rtol=1e-12, atol=1e-12)
+    if m > n:
+        with pytest.raises(ValueError, match="arbitrary orthonormal basis.*mode='reduced'"):
+            hetgrad.grad_bp(lambda x: np.sum(np.linalg.qr(x, mode="complete")[0] ** 3), a)
 
 
 def test_piecewise_constant_functions_give_zero_gradient() -> None:

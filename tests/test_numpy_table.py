@@ -137,11 +137,6 @@ def matrix_shape(square: bool = True, batch: bool = True, min_n: int = 1) -> Sha
     return draw
 
 
-def tall_shape(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
-    n = data.draw(st.integers(1, 3))
-    return ((n + data.draw(st.integers(0, 2)), n),)
-
-
 # -- einsum, tensordot and matmul shapes ------------------------------------------------
 
 EINSUMS = {
@@ -304,10 +299,7 @@ def matrix_power_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
 
 
 def svd_loss(a: Any) -> Any:
-    u, s, vh = np.linalg.svd(a, full_matrices=False)
-    w = np.cos(np.arange(u.size)).reshape(u.shape)
-    c = np.linspace(0.5, 1.5, s.shape[-1])
-    return np.sum(w * u * u) + np.sum(s * c) + np.sum((u * c) @ vh) + np.sum(vh * vh)
+    return svd_parts_loss(*np.linalg.svd(a, full_matrices=False))
 
 
 def eigh_loss(a: Any) -> Any:
@@ -320,8 +312,22 @@ def eigh_loss(a: Any) -> Any:
     )
 
 
-def qr_loss(a: Any) -> Any:
-    q, r = np.linalg.qr(a)
+def svd_full_loss(a: Any) -> Any:
+    """NumPy's default svd (full_matrices=True), reading the columns that have gradients."""
+    u, s, vh = np.linalg.svd(a)
+    k = s.shape[-1]
+    return svd_parts_loss(u[..., :, :k], s, vh[..., :k, :])
+
+
+def svd_parts_loss(u: Any, s: Any, vh: Any) -> Any:
+    w = np.cos(np.arange(u.size)).reshape(u.shape)
+    c = np.linspace(0.5, 1.5, s.shape[-1])
+    return np.sum(w * u * u) + np.sum(s * c) + np.sum((u * c) @ vh) + np.sum(vh * vh)
+
+
+def qr_loss(a: Any, mode: str = "reduced") -> Any:
+    q, r = np.linalg.qr(a, mode=mode)
+    q = q[..., :, : min(a.shape[-2:])]  # (mode "complete": the columns with gradients)
     return np.sum(q * np.cos(np.arange(q.size)).reshape(q.shape)) + np.sum(r * r * 0.3)
 
 
@@ -459,7 +465,12 @@ CASES: list[Case] = [
     Case("svd", svd_loss, matrix_shape(square=False), make=spread_matrices),
     Case("svd values", lambda a: np.linalg.svd(a, compute_uv=False), matrix_shape(square=False),
          make=spread_matrices),
-    Case("qr", qr_loss, tall_shape, make=spread_matrices),
+    Case("svd full_matrices", svd_full_loss, matrix_shape(square=False), make=spread_matrices),
+    Case("qr", qr_loss, matrix_shape(square=False), make=spread_matrices),
+    Case("qr complete", lambda a: qr_loss(a, "complete"), matrix_shape(square=False),
+         make=spread_matrices),
+    Case("qr r", lambda a: np.linalg.qr(a, mode="r"), matrix_shape(square=False),
+         make=spread_matrices),
     Case("pinv", np.linalg.pinv, matrix_shape(square=False, batch=False), make=spread_matrices),
     Case("lstsq", lstsq_loss, fixed((4, 2), (4,)),
          make=lambda r, s, t: spread_matrices(r, s[:1], t) + [r.uniform(-1, 1, 4).astype(t)]),

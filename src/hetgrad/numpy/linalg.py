@@ -12,9 +12,12 @@ Conventions for the gradients:
   one by default), as NumPy does, so the gradient lives in that triangle.
 * ``eigh`` and ``svd`` gradients through the vectors are undefined where eigenvalues
   (singular values) coincide; hetgrad drops those pairs' terms instead of returning
-  NaN.  ``svd`` with ``full_matrices=True`` needs a square input (the extra columns of a
-  rectangular one are arbitrary); ``qr`` needs ``mode="reduced"`` or ``"r"`` and at least
-  as many rows as columns.
+  NaN.
+* ``svd`` with ``full_matrices=True`` (NumPy's default) and ``qr`` with
+  ``mode="complete"`` of a rectangular matrix return extra columns that are an arbitrary
+  orthonormal basis: they have no gradient.  A loss that reads them raises ``ValueError``
+  in the backward pass; one that reads only the first ``min(m, n)`` columns (or the
+  singular values, or ``R``) is differentiated as usual.  ``qr`` takes wide matrices too.
 * ``norm`` has the subgradient 0 at 0 for every order, never NaN.
 
 >>> import numpy as np, hetgrad, hetgrad.numpy as hnp
@@ -183,6 +186,15 @@ def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     return eigh_p(a, UPLO)[0]
 
 
+def _no_gradient_into(g: Any, what: str, fix: str) -> None:
+    """Raise unless the cotangent ``g`` of an arbitrary part of a result is all zeros."""
+    if np.any(primal(g)):
+        raise ValueError(
+            f"the loss depends on {what}, an arbitrary orthonormal basis that has no "
+            f"gradient; {fix}"
+        )
+
+
 def _svd_grad(g: Any, y: Any, a: Any, full_matrices: bool = True, compute_uv: bool = True,
               hermitian: bool = False) -> Any:  # fmt: skip
     if not compute_uv:
@@ -191,13 +203,21 @@ def _svd_grad(g: Any, y: Any, a: Any, full_matrices: bool = True, compute_uv: bo
     u, s, vh = y
     gu, gs, gvh = g
     k = shape_of(s)[-1]
+    m, n = shape_of(a)[-2:]
+    if full_matrices and m != n:  # keep the first k columns: the rest has no gradient
+        fix = "use full_matrices=False, or only the first min(m, n) columns"
+        if m > k:
+            _no_gradient_into(gu[..., :, k:], "the last m - n columns of U from svd", fix)
+            u, gu = u[..., :, :k], gu[..., :, :k]
+        else:
+            _no_gradient_into(gvh[..., k:, :], "the last n - m rows of Vh from svd", fix)
+            vh, gvh = vh[..., :k, :], gvh[..., :k, :]
     v, gv = _mT(vh), _mT(gvh)
     f = _gap_inverse(s * s)
     j = f * (_mT(u) @ gu - _mT(gu) @ u)
     kk = f * (_mT(v) @ gv - _mT(gv) @ v)
     inner = j * s[..., None, :] + gs[..., :, None] * np.eye(k) + s[..., :, None] * kk
     out = u @ inner @ vh
-    m, n = shape_of(a)[-2:]
     if m > k:  # the part of gU outside U's column space
         out = out + ((gu - u @ (_mT(u) @ gu)) / s[..., None, :]) @ vh
     if n > k:
@@ -209,32 +229,41 @@ def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
          hermitian: bool = False) -> Any:  # fmt: skip
     if hermitian:
         raise NotImplementedError("numpy.linalg.svd(hermitian=True) of a BVar is not lifted")
-    m, n = shape_of(a)[-2:]
-    if compute_uv and full_matrices and m != n:
-        raise NotImplementedError(
-            "numpy.linalg.svd of a rectangular BVar needs full_matrices=False (the extra "
-            "columns of U or V are arbitrary, so they have no gradient)"
-        )
     return NP.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv)
 
 
 svd_p = prim(_svd, _svd_grad, name="svd", nondiff=(1, 2, 3))
 
 
-def _qr_grad(g: Any, y: Any, a: Any, mode: str = "reduced") -> Any:
-    q, r = y
-    gq, gr = g
+def _qr_square_grad(gq: Any, gr: Any, q: Any, r: Any) -> Any:
+    """The gradient of ``A = QR`` for a square ``R`` (A has at least as many rows)."""
     m = r @ _mT(gr) - _mT(gq) @ q
     b = gq + q @ (tril(m) + _mT(tril(m, -1)))
     return _mT(np.linalg.solve(r, _mT(b)))
 
 
-def _qr(a: Any, mode: str = "reduced") -> Any:
+def _qr_grad(g: Any, y: Any, a: Any, mode: str = "reduced") -> Any:
+    q, r = y
+    gq, gr = g
     m, n = shape_of(a)[-2:]
-    if mode not in ("reduced", "complete", "r") or (mode == "complete" and m != n) or m < n:
+    if m > n:
+        if mode == "complete":  # keep the first n columns of Q: the rest has no gradient
+            _no_gradient_into(gq[..., :, n:], "the last m - n columns of Q from "
+                              "qr(mode='complete')", "use mode='reduced'")  # fmt: skip
+            q, gq, r, gr = q[..., :, :n], gq[..., :, :n], r[..., :n, :], gr[..., :n, :]
+        return _qr_square_grad(gq, gr, q, r)
+    # A wide matrix [X | Y] factors as X = Q U (square) and Y = Q V: V's gradient reaches X
+    # through Q (as Y gV^T) and Y directly (as Q gV).
+    y_part, gv = a[..., :, m:], gr[..., :, m:]
+    gx = _qr_square_grad(gq + y_part @ _mT(gv), gr[..., :, :m], q, r[..., :, :m])
+    return np.concatenate([gx, q @ gv], axis=-1)
+
+
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    if mode not in ("reduced", "complete", "r"):
         raise NotImplementedError(
-            f"numpy.linalg.qr of a BVar supports mode 'reduced' or 'r' with rows >= columns "
-            f"(got mode={mode!r}, shape {shape_of(a)})"
+            f"numpy.linalg.qr of a BVar supports mode 'reduced', 'complete' or 'r' "
+            f"(got mode={mode!r})"
         )
     return NP.linalg.qr(a, mode="reduced" if mode == "r" else mode)
 
