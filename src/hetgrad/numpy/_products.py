@@ -282,15 +282,41 @@ def _einsum2_primitive(subscripts: str, fn: Any, rule: Any) -> Primitive:
     return p
 
 
+def _sublist_subscripts(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """NumPy's interleaved form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as a subscripts
+    string and the operands (``Ellipsis`` in a sublist is ``...``)."""
+    output = args[-1] if len(args) % 2 else None
+    if output is not None:
+        args = args[:-1]
+    operands, sublists = args[0::2], args[1::2]
+    given = sublists if output is None else (*sublists, output)
+    if not operands or not all(type(sub) in (list, tuple) for sub in given):
+        raise ValueError("einsum: each operand needs a sublist of subscripts (a list of ints)")
+
+    def letters(sub: Any) -> str:
+        out = []
+        for i in sub:
+            if i is Ellipsis:
+                out.append("...")
+            elif isinstance(i, (int, np.integer)) and 0 <= i < 52:
+                out.append(string.ascii_letters[int(i)])
+            else:
+                raise ValueError(f"einsum: a subscript must be an int in [0, 52), got {i!r}")
+        return "".join(out)
+
+    spec = ",".join(letters(sub) for sub in sublists)
+    return (spec if output is None else f"{spec}->{letters(output)}"), operands
+
+
 @lift(np.einsum)
 def einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = False,
            **kwargs: Any) -> Any:  # fmt: skip
-    """``numpy.einsum`` with string subscripts (explicit ``->`` or implicit)."""
-    if not isinstance(subscripts, str) or out is not None:
-        raise NotImplementedError(
-            "numpy.einsum of BVars needs string subscripts and no out= (the interleaved "
-            "operand/sublist form is not lifted)"
-        )
+    """``numpy.einsum``: string subscripts (explicit ``->`` or implicit), or NumPy's
+    interleaved operand/sublist form."""
+    if out is not None:
+        raise NotImplementedError("numpy.einsum(..., out=) of BVars is not lifted (in place)")
+    if not isinstance(subscripts, str):
+        subscripts, operands = _sublist_subscripts((subscripts, *operands))
     p = _einsum_primitive(subscripts, len(operands))
     if len(operands) == 2 and optimize is False and not kwargs:
         return binary(p, operands[0], operands[1])
