@@ -435,3 +435,18 @@ def test_errors() -> None:
         grad_bp(lambda c: to_list_of_var(c, each), Circle(1.0))
     with pytest.raises(TypeError, match="collect_var takes"):
         collect_var(1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    min: float
+    max: np.ndarray
+
+
+def test_fields_named_like_array_methods_are_read_as_fields() -> None:
+    # BVars of arrays have ndarray methods (v.max(), v.min(), ...); on a BVar of a
+    # structure a field of that name wins.
+    g = grad_bp(lambda b: np.sum(b.max * b.max) - 3.0 * b.min + b.max.max(),
+                Bounds(2.0, np.array([1.0, 4.0])))
+    assert g.min == -3.0
+    np.testing.assert_allclose(g.max, [2.0, 9.0])

@@ -322,14 +322,28 @@ def spread(g: Any, shape: tuple[int, ...]) -> Any:
 
 
 def _sum_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None,
-              out: Any = None, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+              out: Any = None, keepdims: bool = False, initial: Any = None,
+              where: Any = True) -> Any:  # fmt: skip
     shape = shape_of(a)
     if type(a) is float:
         return g
     if axis is not None and not keepdims:
         kept = _kept_shape(shape, axis)
         g = g.reshape(kept) if type(g) is np.ndarray else np.reshape(g, kept)
-    return spread(g, shape)
+    grad = spread(g, shape)
+    if where is not True:  # the elements left out of the sum get nothing
+        grad = np.where(primal(where), grad, 0.0)
+    return grad
+
+
+def _mean_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None,
+               out: Any = None, keepdims: bool = False, where: Any = True) -> Any:  # fmt: skip
+    shape = shape_of(a)
+    if where is True:
+        return _sum_grad(g, y, a, axis, keepdims=keepdims) / _count(shape, axis)
+    mask = np.broadcast_to(primal(where), shape)
+    counts = np.sum(mask, axis=axis, keepdims=True)
+    return _sum_grad(g, y, a, axis, keepdims=keepdims, where=mask) / counts
 
 
 def _count(shape: tuple[int, ...], axis: Any) -> int:
@@ -339,10 +353,18 @@ def _count(shape: tuple[int, ...], axis: Any) -> int:
     return math.prod(shape[ax] for ax in axes)
 
 
-def _no_out(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _no_out(fn: Callable[..., Any], *unsupported: str) -> Callable[..., Any]:
+    """``fn`` for BVars: refuses ``out=`` (and the keywords ``unsupported``), whose
+    gradient the rules do not give, rather than record a wrong one."""
+
     def checked(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("out") is not None:
             raise NotImplementedError(f"numpy.{fn.__name__} with out= cannot be recorded")
+        for name in unsupported:
+            if kwargs.get(name, True) is not True:
+                raise NotImplementedError(
+                    f"numpy.{fn.__name__} with {name}= is not differentiable in hetgrad"
+                )
         return fn(*args, **kwargs)
 
     checked.__name__ = fn.__name__
@@ -360,12 +382,20 @@ def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
 
 
 sum_ = prim(_sum, _sum_grad, name="sum", nondiff=(1,))
-mean = prim(_no_out(np.mean),
-            lambda g, y, a, axis=None, *r, **kw: _sum_grad(g, y, a, axis, **kw)
-            / _count(shape_of(a), axis),
-            name="mean", nondiff=(1,))  # fmt: skip
-reshape = prim(np.reshape, lambda g, y, a, *r, **kw: np.reshape(g, shape_of(a)),
-               name="reshape", nondiff=(1,))  # fmt: skip
+mean = prim(_no_out(np.mean), _mean_grad, name="mean", nondiff=(1,))
+
+
+_np_reshape: Callable[..., Any] = np.reshape  # (its stubs want a literal order)
+
+
+def _reshape(a: Any, *args: Any, order: str = "C", **kwargs: Any) -> Any:
+    if order not in ("C", "F"):  # 'A' depends on the memory layout, which BVars do not keep
+        raise NotImplementedError(f"numpy.reshape of a BVar with order={order!r}")
+    return _np_reshape(a, *args, order=order, **kwargs)
+
+
+reshape = prim(_reshape, lambda g, y, a, *r, order="C", **kw: np.reshape(g, shape_of(a),
+               order=order), name="reshape", nondiff=(1,))  # fmt: skip
 broadcast_to = prim(np.broadcast_to, lambda g, y, a, *r, **kw: unbroadcast(g, a),
                     name="broadcast_to", nondiff=(1,))  # fmt: skip
 expand_dims = prim(np.expand_dims, lambda g, y, a, *r, **kw: np.reshape(g, shape_of(a)),

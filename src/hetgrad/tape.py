@@ -782,10 +782,15 @@ class BVar:
     def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
         return _r.mean(self, axis=axis, keepdims=keepdims)
 
-    def reshape(self, *shape: Any) -> Any:
+    def reshape(self, *shape: Any, order: str = "C") -> Any:
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
-        return _r.reshape(self, shape)
+        return _r.reshape(self, shape, order=order) if order != "C" else _r.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Any:
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = axes[0]  # a.transpose((1, 0)) or a.transpose(None)
+        return np.transpose(self, axes or None)
 
     def dot(self, other: Any) -> Any:
         return _r.dot(self, other)
@@ -955,7 +960,32 @@ class _FieldFirst:
         return getattr(obj._split(), self.name)
 
 
-for _name in ("shape", "ndim", "size", "dtype", "T", "sum", "mean", "reshape", "dot"):
+
+
+def _array_method(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The ndarray method ``name`` of a BVar: ``fn(self, ...)``, recorded like ``fn``."""
+
+    def method(self: BVar, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``numpy.{fn.__name__}(v, ...)`` as a method, as on an ndarray."
+    return method
+
+
+# The ndarray methods that compute something differentiable (argmax and argmin: constants).
+_ARRAY_METHODS: dict[str, Callable[..., Any]] = {
+    "max": np.max, "min": np.min, "prod": np.prod, "std": np.std, "var": np.var,
+    "cumsum": np.cumsum, "cumprod": np.cumprod, "clip": np.clip, "ravel": np.ravel,
+    "flatten": np.ravel, "swapaxes": np.swapaxes, "squeeze": np.squeeze, "trace": np.trace,
+    "diagonal": np.diagonal, "round": np.round, "argmax": np.argmax, "argmin": np.argmin,
+    "repeat": np.repeat, "take": np.take,
+}  # fmt: skip
+for _name, _fn in _ARRAY_METHODS.items():
+    setattr(BVar, _name, _array_method(_name, _fn))
+
+for _name in ("shape", "ndim", "size", "dtype", "T", "sum", "mean", "reshape", "dot",
+              "transpose", *_ARRAY_METHODS):  # fmt: skip
     setattr(TreeVar, _name, _FieldFirst(_name))
 
 

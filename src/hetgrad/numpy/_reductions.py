@@ -52,16 +52,17 @@ def _prod_of_others(a: Any, axis: Any) -> Any:
 
 
 def _prod_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-               keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+               keepdims: bool = False, initial: Any = None) -> Any:  # fmt: skip
     if type(a) is float:
-        return g
+        return g if initial is None else g * initial
     gk, yk = _kept_args(g, y, a, axis, keepdims)
     if np.all(primal(a) != 0):
         return gk * yk / a
-    return gk * _prod_of_others(a, axis)
+    others = _prod_of_others(a, axis)
+    return gk * (others if initial is None else others * initial)
 
 
-prod = prim(_no_out(np.prod), _prod_grad, name="prod", nondiff=(1,))
+prod = prim(_no_out(np.prod, "where"), _prod_grad, name="prod", nondiff=(1,))
 
 # --------------------------------------------------------------------------------------
 # max and min: ties share the gradient evenly.
@@ -69,11 +70,16 @@ prod = prim(_no_out(np.prod), _prod_grad, name="prod", nondiff=(1,))
 
 
 def _extremum_grad(g: Any, y: Any, a: Any, axis: Any = None, out: Any = None,
-                   keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+                   keepdims: bool = False, initial: Any = None,
+                   where: Any = True) -> Any:  # fmt: skip
     gk, yk = _kept_args(g, y, a, axis, keepdims)
     hit = primal(a) == primal(yk)
-    share = hit / np.sum(hit, axis=axes_of(axis, len(shape_of(a))), keepdims=True)
-    return gk * share
+    if where is not True:
+        hit = hit & primal(where)
+    count = np.sum(hit, axis=axes_of(axis, len(shape_of(a))), keepdims=True)
+    if initial is not None:  # where the constant ``initial`` won, no element gets anything
+        count = np.maximum(count, 1)
+    return gk * (hit / count)
 
 
 amax = prim(_no_out(np.max), _extremum_grad, name="max", nondiff=(1,))
@@ -89,20 +95,24 @@ def _centred(a: Any, axis: Any) -> Any:
 
 
 def _var_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-              ddof: float = 0, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+              ddof: float = 0, keepdims: bool = False, *, correction: float | None = None,
+              ) -> Any:  # fmt: skip
     gk = kept(g, shape_of(a), axis, keepdims)
+    ddof = ddof if correction is None else correction
     return gk * (2.0 / (_count(shape_of(a), axis) - ddof)) * _centred(a, axis)
 
 
 def _std_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-              ddof: float = 0, keepdims: bool = False, **_: Any) -> Any:  # fmt: skip
+              ddof: float = 0, keepdims: bool = False, *, correction: float | None = None,
+              ) -> Any:  # fmt: skip
     gk, yk = _kept_args(g, y, a, axis, keepdims)
+    ddof = ddof if correction is None else correction
     # At std == 0 every centred value is 0 as well: the subgradient 0, never NaN.
     return gk * safe_quotient(_centred(a, axis), yk * (_count(shape_of(a), axis) - ddof))
 
 
-var = prim(_no_out(np.var), _var_grad, name="var", nondiff=(1,))
-std = prim(_no_out(np.std), _std_grad, name="std", nondiff=(1,))
+var = prim(_no_out(np.var, "where", "mean"), _var_grad, name="var", nondiff=(1,))
+std = prim(_no_out(np.std, "where", "mean"), _std_grad, name="std", nondiff=(1,))
 
 # --------------------------------------------------------------------------------------
 # cumsum and cumprod
@@ -199,6 +209,46 @@ def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = 
     if out is not None:
         raise NotImplementedError("numpy.trace with out= cannot be recorded")
     return np.sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+@lift(np.average)
+def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
+            keepdims: bool = False) -> Any:  # fmt: skip
+    """``numpy.average``: the weighted mean ``sum(a * w) / sum(w)`` (weights may be BVars)."""
+    if weights is None:
+        avg = np.mean(a, axis=axis, keepdims=keepdims)
+        scale = _count(shape_of(a), axis) if shape_of(a) else 1
+        return (avg, np.full(shape_of(avg), float(scale))) if returned else avg
+    shape = shape_of(a)
+    if shape_of(weights) != shape:
+        if axis is None or len(shape_of(weights)) != 1:
+            raise ValueError("numpy.average: 1-D weights of a different shape need an axis")
+        weights = reshape(weights, tuple(-1 if i == axis % len(shape) else 1
+                                         for i in range(len(shape))))  # fmt: skip
+        weights = np.broadcast_to(weights, shape)
+    scale = np.sum(weights, axis=axis, keepdims=keepdims)
+    avg = np.sum(a * weights, axis=axis, keepdims=keepdims) / scale
+    return (avg, scale) if returned else avg
+
+
+@lift(np.nansum)
+def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+           **kwargs: Any) -> Any:  # fmt: skip
+    """``numpy.nansum``: NaNs count as zero and get a zero gradient."""
+    if out is not None:
+        raise NotImplementedError("numpy.nansum with out= cannot be recorded")
+    clean = np.where(np.isnan(primal(a)), 0.0, a)
+    return np.sum(clean, axis=axis, dtype=dtype, keepdims=keepdims, **kwargs)
+
+
+@lift(np.nanmean)
+def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False, **kwargs: Any) -> Any:  # fmt: skip
+    """``numpy.nanmean``: the mean of the values that are not NaN."""
+    if out is not None:
+        raise NotImplementedError("numpy.nanmean with out= cannot be recorded")
+    return np.mean(a, axis=axis, dtype=dtype, keepdims=keepdims,
+                   where=~np.isnan(primal(a)), **kwargs)  # fmt: skip
 
 
 rules.FUNCTIONS.update({

@@ -71,9 +71,31 @@ rules.FUNCTIONS.update({
 
 @lift(np.ravel)
 def ravel(a: Any, order: str = "C") -> Any:
+    if order == "F":
+        return reshape(a, (-1,), order="F")
     if order != "C":
-        raise NotImplementedError("numpy.ravel of a BVar supports order='C' only")
+        raise NotImplementedError(f"numpy.ravel of a BVar with order={order!r}")
     return reshape(a, (-1,))
+
+
+@lift(np.diff)
+def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Any:
+    """``numpy.diff``: ``n``-th differences along ``axis`` (``prepend``/``append`` too)."""
+    nd = ndim_of(a)
+    axis = axis % nd
+    parts = [a]
+    for value, at in ((prepend, 0), (append, 1)):
+        if value is not None:
+            if ndim_of(value) == 0:  # a scalar: one slice of that value
+                value = np.broadcast_to(value, shape_of(a)[:axis] + (1,) + shape_of(a)[axis + 1:])
+            parts.insert(len(parts) * at, value)
+    if len(parts) > 1:
+        a = NP.concatenate(parts, axis=axis)
+    head = tuple(slice(1, None) if i == axis else slice(None) for i in range(nd))
+    tail = tuple(slice(None, -1) if i == axis else slice(None) for i in range(nd))
+    for _ in range(n):
+        a = a[head] - a[tail]
+    return a
 
 
 @lift(np.squeeze)
