@@ -119,7 +119,7 @@ std = prim(_no_out(np.std, "where", "mean"), _std_grad, name="std", nondiff=(1,)
 # --------------------------------------------------------------------------------------
 
 
-def _cumsum_grad(g: Any, y: Any, a: Any, axis: Any = None, **_: Any) -> Any:
+def _cumsum_grad(g: Any, y: Any, a: Any, axis: Any = None, *_: Any, **__: Any) -> Any:
     if axis is None:
         return reshape(flip(np.cumsum(flip(g, 0)), 0), shape_of(a))
     return flip(np.cumsum(flip(g, axis), axis=axis), axis)
@@ -135,7 +135,7 @@ def _cumprod_grad_last(g: Any, y: Any, a: Any) -> Any:
     return np.sum(c * np.triu(np.ones((n, n))) * g[..., None, :], axis=-1)
 
 
-def _cumprod_grad(g: Any, y: Any, a: Any, axis: Any = None, **_: Any) -> Any:
+def _cumprod_grad(g: Any, y: Any, a: Any, axis: Any = None, *_: Any, **__: Any) -> Any:
     if axis is None:
         return reshape(_cumprod_grad_last(g, y, ravel(a)), shape_of(a))
     g, y, a_last = (moveaxis(x, axis, -1) for x in (g, y, a))
