@@ -92,7 +92,7 @@ def outer_product(a: Any, b: Any) -> Any:
 def unbroadcast(g: Any, x: Any) -> Any:
     """Sum ``g`` down to the shape of ``x`` (undoing NumPy broadcasting)."""
     tx = type(x)
-    if tx is np.ndarray and type(g) is np.ndarray and g.shape == x.shape:
+    if (tx is np.ndarray or tx is ShapeOf) and type(g) is np.ndarray and g.shape == x.shape:
         return g  # the usual case: nothing was broadcast
     if tx is float:
         return g if type(g) is float else _scalar(np.sum(g))

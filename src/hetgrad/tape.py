@@ -461,7 +461,11 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
                 bv = ShapeOf(bv)
         kept = y if prim.reads_output or type(nodes) is not list else None
         nodes.append((prim.vjps, parents, (av, bv), kept, None, prim.name))
-    return _new_bvar(y, tape, len(nodes) - 1)
+    v = object.__new__(BVar)  # (``_new_bvar`` inlined: this is the hottest path)
+    v._value = y
+    v._tape = tape
+    v._index = len(nodes) - 1
+    return v
 
 
 def unary(prim: Primitive, a: BVar) -> Any:
@@ -480,7 +484,11 @@ def unary(prim: Primitive, a: BVar) -> Any:
         y = prim.fn(av)
     kept = y if prim.reads_output or type(nodes) is not list else None
     nodes.append((prim.vjps, (a._index,), (av,), kept, None, prim.name))
-    return _new_bvar(y, tape, len(nodes) - 1)
+    v = object.__new__(BVar)  # (``_new_bvar`` inlined, as in ``binary``)
+    v._value = y
+    v._tape = tape
+    v._index = len(nodes) - 1
+    return v
 
 
 def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
