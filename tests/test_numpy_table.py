@@ -388,8 +388,8 @@ CASES: list[Case] = [
     Case("var", np.var, any_shape(min_side=1), reduce_params()),
     Case("std", np.std, any_shape(min_side=1), reduce_params()),
     Case("var ddof=1", lambda a: np.var(a, axis=-1, ddof=1), any_shape(min_side=2, min_dims=1)),
-    Case("sum where", lambda a: np.sum(a, where=np.cos(np.arange(a.size)).reshape(a.shape) > 0),
-         any_shape()),
+    Case("sum where", lambda a: np.sum(a, where=np.cos(np.arange(np.size(a))).reshape(np.shape(a))
+                                       > 0), any_shape()),  # fmt: skip
     Case("sum initial", lambda a, **p: np.sum(a, initial=1.5, **p), any_shape(), reduce_params()),
     Case("mean where", lambda a: np.mean(a, axis=-1, where=np.arange(a.shape[-1]) != 1),
          any_shape(min_side=2, min_dims=1)),
