@@ -219,6 +219,20 @@ def test_extra_columns_of_full_svd_and_complete_qr_have_no_gradient(shape: Any) 
             hetgrad.grad_bp(lambda x: np.sum(np.linalg.qr(x, mode="complete")[0] ** 3), a)
 
 
+def test_operators_mod_floordiv_and_astype() -> None:
+    x = np.array([0.25, 1.5, 2.75])
+    g = hetgrad.grad_bp(lambda v: np.sum(v % 1.0 + 2.0 * (v // 1.0)) + 5.0 % v[1], x)
+    np.testing.assert_allclose(g, [1.0, 1.0 - np.floor(5.0 / 1.5), 1.0])  # // is constant
+    g32 = hetgrad.grad_bp(lambda v: np.sum(v.astype(np.float32) ** 2), x)
+    assert g32.dtype == np.float64
+    np.testing.assert_allclose(g32, 2 * x)
+    assert hetgrad.grad_bp(lambda v: np.sum(v.astype(int) * v), x).tolist() == [0.0, 1.0, 2.0]
+
+
+def test_nn_is_reachable_from_the_package() -> None:
+    assert hetgrad.nn.sigmoid(0.0) == 0.5
+
+
 def test_piecewise_constant_functions_give_zero_gradient() -> None:
     def f(x: Any) -> Any:
         k = int(np.argmax(x))

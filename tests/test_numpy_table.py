@@ -373,6 +373,10 @@ CASES: list[Case] = [
     binary("arctan2", np.arctan2, da=(0.5, 2.0)), binary("hypot", np.hypot),
     binary("maximum", np.maximum), binary("minimum", np.minimum),
     binary("fmax", np.fmax), binary("fmin", np.fmin),
+    # (quotients kept inside (0, 1) and (-1, 0): away from the jumps of the floor/trunc)
+    binary("remainder", np.remainder, da=(0.1, 0.9), db=(1.0, 2.0)),
+    binary("fmod", np.fmod, da=(-0.9, -0.1), db=(1.0, 2.0)),
+    Case("astype", lambda a: np.reshape(a, (-1,)).astype(np.float64), any_shape()),
     binary("logaddexp", np.logaddexp), binary("logaddexp2", np.logaddexp2),
     Case("where", lambda c, a, b: np.where(c > 0, a, b), broadcast(3)),
     Case("clip", lambda a: np.clip(a, -0.5, 0.7), any_shape()),

@@ -13,7 +13,7 @@ structure of the input.
 Line(slope=-8.0, intercept=-4.0)
 """
 
-from . import checkpoint, datasets, lens, optim
+from . import checkpoint, datasets, lens, nn, optim
 from . import numpy as numpy  # registers the lifted NumPy functions (numpy.f(bvar) works)
 from .check import check_grads
 from .debug import debug_nans
@@ -63,6 +63,7 @@ __all__ = [
     "hvp",
     "jacobian",
     "jvp",
+    "nn",
     "no_grad",
     "one",
     "op1",

@@ -31,7 +31,7 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {}
 
 PIECEWISE_CONSTANT_UFUNCS: set[Any] = {
     np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
-    np.signbit, np.greater, np.greater_equal, np.less, np.less_equal, np.equal,
+    np.signbit, np.floor_divide, np.greater, np.greater_equal, np.less, np.less_equal, np.equal,
     np.not_equal, np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
 }  # fmt: skip
 """Ufuncs with zero derivative: applied to the primal values, returning plain results."""
@@ -404,6 +404,24 @@ swapaxes = prim(np.swapaxes, lambda g, y, a, i, j: np.swapaxes(g, i, j),
                 name="swapaxes", nondiff=(1, 2))  # fmt: skip
 
 
+def _astype(a: Any, dtype: Any) -> Any:
+    if isinstance(a, BVar):  # a BVar of an outer tape: record the cast there
+        return a.astype(dtype)
+    out = np.asarray(a).astype(dtype)
+    return out if out.ndim else out[()]
+
+
+def _astype_grad(g: Any, y: Any, a: Any, dtype: Any) -> Any:
+    """The cotangent cast back to the input's dtype (a float stays a float)."""
+    if type(a) is float:
+        return float(g) if not isinstance(g, BVar) else g
+    return g.astype(a.dtype) if type(g) is np.ndarray or isinstance(g, BVar) else \
+        np.asarray(g).astype(a.dtype)[()]  # fmt: skip
+
+
+astype = prim(_astype, _astype_grad, name="astype", nondiff=(1,))
+
+
 def _transpose_grad(g: Any, y: Any, a: Any, axes: Any = None) -> Any:
     if axes is None:
         return np.transpose(g)
@@ -600,6 +618,13 @@ def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any]) -> Calla
         return general
     return lambda g, y, a, b: general(g, y, b, a)
 
+# x mod c = x - c * floor(x / c) (fmod: trunc); the quotient is piecewise constant.
+remainder = prim(np.remainder, lambda g, y, a, b: unbroadcast(g, a),
+                 lambda g, y, a, b: unbroadcast(-g * np.floor(primal(a) / primal(b)), b),
+                 name="remainder")  # fmt: skip
+fmod = prim(np.fmod, lambda g, y, a, b: unbroadcast(g, a),
+            lambda g, y, a, b: unbroadcast(-g * np.trunc(primal(a) / primal(b)), b),
+            name="fmod")  # fmt: skip
 logaddexp = prim(np.logaddexp, _logaddexp_grad(0, np.exp, exp_),
                  _logaddexp_grad(1, np.exp, exp_), name="logaddexp")  # fmt: skip
 logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_),
@@ -610,7 +635,7 @@ logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_),
 unread(add, 0, 1)
 unread(subtract, 0, 1)
 for _p in (negative, exp, tanh, sqrt, sum_, mean, reshape, broadcast_to, expand_dims,
-           swapaxes, transpose):  # fmt: skip
+           swapaxes, transpose, astype):  # fmt: skip
     unread(_p, 0)
 # Rules that do not read the output.
 output_unread(add, subtract, multiply, negative, absolute, square, log, sin, cos, maximum,
@@ -632,6 +657,7 @@ UFUNCS.update({
     np.exp2: exp2, np.expm1: expm1, np.log2: log2, np.log10: log10, np.log1p: log1p,
     np.cbrt: cbrt, np.reciprocal: reciprocal, np.float_power: float_power,
     np.arctan2: arctan2, np.hypot: hypot, np.fmax: fmax, np.fmin: fmin,
+    np.remainder: remainder, np.fmod: fmod,
     np.logaddexp: logaddexp, np.logaddexp2: logaddexp2,
 })  # fmt: skip
 

@@ -777,6 +777,25 @@ class BVar:
     def __abs__(self) -> Any:
         return unary(_r.absolute, self)
 
+    def __mod__(self, other: Any) -> Any:
+        return binary(_r.remainder, self, other)
+
+    def __rmod__(self, other: Any) -> Any:
+        return binary(_r.remainder, other, self)
+
+    def __floordiv__(self, other: Any) -> Any:  # piecewise constant: a plain result
+        return primal(self) // primal(other)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return primal(other) // primal(self)
+
+    def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:
+        """The value cast to ``dtype``: a float dtype keeps the gradient (cast back), any
+        other kind is a constant, like ``floor``."""
+        if np.dtype(dtype).kind != "f":
+            return np.asarray(primal(self)).astype(dtype, *args, **kwargs)
+        return _r.astype(self, np.dtype(dtype))
+
     def __getitem__(self, key: Any) -> Any:
         return apply(_r.getitem, (self, key), {})
 

@@ -15,8 +15,9 @@ lifted fall through to NumPy; calling one on a BVar raises ``NotImplementedError
 the function, never a silently wrong gradient.
 
 Conventions: ``max``/``min`` split the gradient evenly among ties; ``sign``, ``floor``,
-``ceil``, ``round``, ``rint`` and comparisons have zero gradient (they return plain
-values); ``abs`` and ``norm`` have the subgradient 0 at 0.  Reductions differentiate
+``ceil``, ``round``, ``rint``, ``floor_divide`` (``//``) and comparisons have zero gradient
+(they return plain values); ``remainder`` (``%``) and ``fmod`` have the one-sided
+gradients of ``x - c * floor(x / c)``; ``abs`` and ``norm`` have the subgradient 0 at 0.  Reductions differentiate
 their keywords (``sum``/``mean`` with ``where=``, ``prod``/``max``/``min`` with
 ``initial=``, ``var``/``std`` with ``ddof=`` or ``correction=``); a keyword without a rule
 (``prod(where=)``, ``var(mean=)``, ``out=`` anywhere) raises ``NotImplementedError``.  A
