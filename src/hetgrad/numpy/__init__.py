@@ -17,12 +17,13 @@ the function, never a silently wrong gradient.
 Conventions: ``max``/``min`` split the gradient evenly among ties; ``sign``, ``floor``,
 ``ceil``, ``round``, ``rint``, ``floor_divide`` (``//``) and comparisons have zero gradient
 (they return plain values); ``remainder`` (``%``) and ``fmod`` have the one-sided
-gradients of ``x - c * floor(x / c)``; ``abs`` and ``norm`` have the subgradient 0 at 0.  Reductions differentiate
-their keywords (``sum``/``mean`` with ``where=``, ``prod``/``max``/``min`` with
-``initial=``, ``var``/``std`` with ``ddof=`` or ``correction=``); a keyword without a rule
-(``prod(where=)``, ``var(mean=)``, ``out=`` anywhere) raises ``NotImplementedError``.  A
-BVar of an array also has the ndarray methods that compute something (``v.max()``,
-``v.prod(axis=0)``, ``v.clip(0, 1)``, ``v.transpose()``, ...).
+gradients of ``x - c * floor(x / c)``; ``abs`` and ``norm`` have the subgradient 0 at 0.
+Reductions differentiate their keywords (``sum``/``mean`` with ``where=``,
+``prod``/``max``/``min`` with ``initial=``, ``var``/``std`` with ``ddof=`` or
+``correction=``); a keyword without a rule (``prod(where=)``, ``var(mean=)``, ``out=``
+anywhere) raises ``NotImplementedError``.  A BVar of an array also has the ndarray methods
+that compute something (``v.max()``, ``v.prod(axis=0)``, ``v.clip(0, 1)``,
+``v.transpose()``, ``v.astype(np.float32)``, ...).
 
 ``where`` and NaN: ``where(c, f(x), g(x))`` sends a zero cotangent into the untaken
 branch, and if that branch's derivative is infinite there (``sqrt`` at 0, ``1/x`` at 0)
