@@ -190,7 +190,8 @@ def _dataclass_container(cls: type) -> Container:
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
     keys = tuple(_Attr(n) for n in names)
-    static = tuple(is_static_field(f) for f in fields)
+    marks = tuple(is_static_field(f) for f in fields)
+    static = marks if any(marks) else None  # (None: flatten skips the per-field test)
     setter = object.__setattr__
     # attrgetter reads every field in one C call (it returns a bare value for one name).
     get = operator.attrgetter(*names) if len(names) > 1 else None
@@ -465,11 +466,10 @@ def _flatten_into(x: Any, leaves: list[Any]) -> Any:
         aux, kids = k.split(x)
     static = k.static
     out: list[Any] = []
-    i = 0
     try:
-        for i, c in enumerate(kids):
+        for c in kids:
             tc = type(c)
-            if static is not None and static[i]:
+            if static is not None and static[len(out)]:
                 out.append(Static(c))
             # Leaves of the common types are handled here rather than by a recursive call.
             elif tc is float or (tc is np.ndarray and c.dtype.kind == "f") or tc is _bvar_type:
@@ -478,7 +478,7 @@ def _flatten_into(x: Any, leaves: list[Any]) -> Any:
             else:
                 out.append(_flatten_into(c, leaves))
     except UnsupportedLeafError as e:
-        e.keys.append(list(k.keys(aux))[i])
+        e.keys.append(list(k.keys(aux))[len(out)])  # (``out`` holds the children before it)
         raise
     return TreeDef(k, aux, tuple(out))
 
