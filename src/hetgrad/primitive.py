@@ -34,6 +34,7 @@ from .tape import (
     BVar,
     Primitive,
     _escaped,
+    active_tapes,
     assemble,
     find_tape,
     missing_rule,
@@ -176,6 +177,8 @@ def call_custom(
     name: str, fn: Callable[..., Any], args: Sequence[Any], arity: int | None
 ) -> Any:
     """Run a custom op ``fn`` (returning ``(y, pullback)``) on ``args``, recording a node."""
+    if not active_tapes():  # nothing is being differentiated (eval_bp, plain calls)
+        return _pair(name, fn(*args))[0]
     flat = [flatten(a) for a in args]
     tape = find_tape(leaf for leaves, _ in flat for leaf in leaves)
     if tape is None:
