@@ -177,7 +177,9 @@ def call_custom(
     name: str, fn: Callable[..., Any], args: Sequence[Any], arity: int | None
 ) -> Any:
     """Run a custom op ``fn`` (returning ``(y, pullback)``) on ``args``, recording a node."""
-    if not active_tapes():  # nothing is being differentiated (eval_bp, plain calls)
+    if not active_tapes() and not any(isinstance(a, BVar) for a in args):
+        # Nothing is being differentiated (eval_bp, plain calls): no structure to walk.
+        # (A BVar argument here has escaped its runner: the full path names the error.)
         return _pair(name, fn(*args))[0]
     flat = [flatten(a) for a in args]
     tape = find_tape(leaf for leaves, _ in flat for leaf in leaves)
