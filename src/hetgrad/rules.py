@@ -281,18 +281,6 @@ outer = prim(_outer_fn,
              name="outer")  # fmt: skip
 
 
-def dot(a: Any, b: Any) -> Any:
-    """``numpy.dot`` for scalars, vectors and matrices (``@`` with scalar support)."""
-    na, nb = np.ndim(primal(a)), np.ndim(primal(b))
-    if na == 0 or nb == 0:
-        return multiply(a, b)
-    if na <= 2 and nb <= 2:
-        return matmul(a, b)
-    raise NotImplementedError(
-        "numpy.dot of arrays with more than 2 dimensions is not lifted; use matmul or einsum"
-    )
-
-
 # --------------------------------------------------------------------------------------
 # Shapes, reductions and indexing.
 # --------------------------------------------------------------------------------------
@@ -669,7 +657,7 @@ def _positive(x: Any) -> Any:
 UFUNCS[np.positive] = prim(_positive, lambda g, y, a: g, name="positive")
 
 FUNCTIONS.update({
-    np.sum: sum_, np.mean: mean, np.dot: dot, np.outer: outer, np.reshape: reshape,
+    np.sum: sum_, np.mean: mean, np.outer: outer, np.reshape: reshape,
     np.transpose: transpose, np.swapaxes: swapaxes, np.broadcast_to: broadcast_to,
     np.expand_dims: expand_dims, np.where: where,
     np.shape: lambda a: np.shape(primal(a)), np.ndim: lambda a: np.ndim(primal(a)),

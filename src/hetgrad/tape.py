@@ -820,7 +820,7 @@ class BVar:
         return np.transpose(self, axes or None)
 
     def dot(self, other: Any) -> Any:
-        return _r.dot(self, other)
+        return np.dot(self, other)
 
     # -- NumPy dispatch -----------------------------------------------------------------
 
