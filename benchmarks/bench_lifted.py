@@ -162,6 +162,18 @@ def _bvars(report: Report, quick: bool) -> None:
             f"BVar {name}: hetgrad adds {(hg - base) / (K * ops) * 1e6:.2f} us per recorded "
             "operation (record + backward) over NumPy's own work"
         )
+        if name.startswith("logaddexp"):
+            report.note(f"BVar {name}: {_guard_seconds(x0, min_time) * 1e6:.2f} us of that is "
+                        "the finiteness guard of its gradient (one vdot), which keeps the "
+                        "gradient right where both operands are the same infinity")  # fmt: skip
+
+
+def _guard_seconds(x: np.ndarray, min_time: float) -> float:
+    """The check ``rules.all_finite`` makes on a logaddexp output like the chain's."""
+    from hetgrad.rules import all_finite
+
+    y = np.logaddexp(x, 0.25)
+    return measure_interleaved({"guard": lambda: all_finite(y)}, min_time=min_time)["guard"]
 
 
 def run(report: Report, quick: bool) -> None:
