@@ -987,8 +987,6 @@ class _FieldFirst:
         return getattr(obj._split(), self.name)
 
 
-
-
 def _array_method(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The ndarray method ``name`` of a BVar: ``fn(self, ...)``, recorded like ``fn``."""
 
@@ -1012,7 +1010,7 @@ for _name, _fn in _ARRAY_METHODS.items():
     setattr(BVar, _name, _array_method(_name, _fn))
 
 for _name in ("shape", "ndim", "size", "dtype", "T", "sum", "mean", "reshape", "dot",
-              "transpose", *_ARRAY_METHODS):  # fmt: skip
+              "transpose", "astype", *_ARRAY_METHODS):  # fmt: skip
     setattr(TreeVar, _name, _FieldFirst(_name))
 
 
