@@ -179,6 +179,23 @@ def test_full_of_a_bvar_is_konst() -> None:
     assert g == 15.0
 
 
+@pytest.mark.parametrize(("call", "error", "match"), [
+    (lambda x: np.prod(x, where=x > 0), NotImplementedError, "numpy.prod with where="),
+    (lambda x: np.var(x, where=x > 0), NotImplementedError, "numpy.var with where="),
+    (lambda x: np.std(x, mean=np.mean(x.value, keepdims=True)), NotImplementedError,
+     "numpy.std with mean="),
+    (lambda x: np.nansum(x, out=np.empty(())), NotImplementedError, "nansum with out="),
+    (lambda x: np.nanmean(x, out=np.empty(())), NotImplementedError, "nanmean with out="),
+    (lambda x: np.reshape(x, (2, 1), order="A"), NotImplementedError, "order='A'"),
+    (lambda x: np.ravel(x, order="K"), NotImplementedError, "order='K'"),
+    (lambda x: np.einsum(x, [60]), ValueError, "a subscript must be an int"),
+    (lambda x: np.average(x[None, :], weights=[1.0]), ValueError, "need an axis"),
+])  # fmt: skip
+def test_keywords_without_a_rule_raise(call: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        hetgrad.grad_bp(lambda x: np.sum(call(x)), np.array([0.5, 1.5]))
+
+
 def test_unlifted_functions_raise_naming_themselves() -> None:
     def call(fn: Any) -> Any:
         return hetgrad.grad_bp(lambda x: np.sum(fn(x)), np.array([0.5, 1.5]))
