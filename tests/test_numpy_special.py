@@ -190,6 +190,7 @@ def test_full_of_a_bvar_is_konst() -> None:
     (lambda x: np.ravel(x, order="K"), NotImplementedError, "order='K'"),
     (lambda x: np.einsum(x, [60]), ValueError, "a subscript must be an int"),
     (lambda x: np.average(x[None, :], weights=[1.0]), ValueError, "need an axis"),
+    (lambda x: np.diff(x[0]), ValueError, "at least one dimension"),
 ])  # fmt: skip
 def test_keywords_without_a_rule_raise(call: Any, error: type, match: str) -> None:
     with pytest.raises(error, match=match):

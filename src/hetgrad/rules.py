@@ -402,9 +402,8 @@ def _astype(a: Any, dtype: Any) -> Any:
 def _astype_grad(g: Any, y: Any, a: Any, dtype: Any) -> Any:
     """The cotangent cast back to the input's dtype (a float stays a float)."""
     if type(a) is float:
-        return float(g) if not isinstance(g, BVar) else g
-    return g.astype(a.dtype) if type(g) is np.ndarray or isinstance(g, BVar) else \
-        np.asarray(g).astype(a.dtype)[()]  # fmt: skip
+        return g if isinstance(g, BVar) else float(g)
+    return (g if hasattr(g, "astype") else np.asarray(g)).astype(a.dtype)
 
 
 astype = prim(_astype, _astype_grad, name="astype", nondiff=(1,))
@@ -606,6 +605,7 @@ def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any]) -> Calla
         return general
     return lambda g, y, a, b: general(g, y, b, a)
 
+
 # x mod c = x - c * floor(x / c) (fmod: trunc); the quotient is piecewise constant.
 remainder = prim(np.remainder, lambda g, y, a, b: unbroadcast(g, a),
                  lambda g, y, a, b: unbroadcast(-g * np.floor(primal(a) / primal(b)), b),
@@ -628,7 +628,7 @@ for _p in (negative, exp, tanh, sqrt, sum_, mean, reshape, broadcast_to, expand_
 # Rules that do not read the output.
 output_unread(add, subtract, multiply, negative, absolute, square, log, sin, cos, maximum,
               minimum, matmul, outer, sum_, mean, reshape, broadcast_to, expand_dims,
-              swapaxes, transpose, where, getitem)  # fmt: skip
+              swapaxes, transpose, where, getitem, remainder, fmod, astype)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

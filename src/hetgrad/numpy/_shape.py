@@ -82,6 +82,8 @@ def ravel(a: Any, order: str = "C") -> Any:
 def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Any:
     """``numpy.diff``: ``n``-th differences along ``axis`` (``prepend``/``append`` too)."""
     nd = ndim_of(a)
+    if nd == 0:
+        raise ValueError("numpy.diff needs an input of at least one dimension")
     axis = axis % nd
     parts = [a]
     for value, at in ((prepend, 0), (append, 1)):
