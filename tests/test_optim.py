@@ -4,24 +4,31 @@ schedules, static leaves and dtypes."""
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import hetgrad
 from hetgrad.optim import (
     AdamState,
     MomentumState,
     SgdState,
+    _sole_reference,
     adam,
     apply_updates,
+    descend,
     goal_momentum,
     linear_schedule,
     momentum,
     sgd,
 )
+from hetgrad.tree import flatten
+from strategies import same, structures
 
 
 class Pair(NamedTuple):
@@ -346,3 +353,108 @@ def test_trains_with_grad_bp() -> None:
         assert p.slope == pytest.approx(3.0, abs=1e-2) and p.intercept == pytest.approx(
             -1.0, abs=1e-2
         )
+
+
+# -- descend: the fused gradient-descent step -------------------------------------------
+
+
+def _sum_of_squares(p: Any, scale: float = 1.0) -> Any:
+    leaves, _ = flatten(p)
+    total = 0.0
+    for k, x in enumerate(leaves):
+        total = total + (k + 1.0) * scale * np.sum(np.sin(x) * x)
+    return total
+
+
+@given(structures, st.sampled_from([0.5, 0.01, 3.0]))
+@settings(max_examples=60, deadline=None)
+def test_descend_is_params_minus_rate_times_gradient(params: Any, lr: float) -> None:
+    assume(flatten(params)[0])  # (no float leaf: a TypeError, as for every runner)
+    before = hetgrad.tree_map(lambda x: x.copy() if isinstance(x, np.ndarray) else x, params)
+    value, new = descend(_sum_of_squares, params, lr, 0.5)
+    want = hetgrad.tree_map(
+        lambda p, g: type(p)(p - lr * g) if not isinstance(p, np.ndarray) else
+        (p - lr * g).astype(p.dtype),
+        params, hetgrad.grad_bp(lambda q: _sum_of_squares(q, 0.5), params),
+    )  # fmt: skip
+    assert value == _sum_of_squares(params, 0.5)
+    assert same(params, before)  # the parameters are not touched
+    got_leaves, got_def = flatten(new)
+    want_leaves, want_def = flatten(want)
+    assert got_def.same_structure(want_def)
+    for g, w in zip(got_leaves, want_leaves):
+        assert type(g) is type(w) and np.shape(g) == np.shape(w)
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        rtol = 1e-6 if np.asarray(w).dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol)
+
+
+def _fresh_gradient_op(kept: list[Any], keep_array: bool) -> Any:
+    """A custom op ``2 x`` whose pullback's array is watched (weakly) or kept (strongly)."""
+
+    def double(x: np.ndarray) -> Any:
+        def pullback(g: Any) -> np.ndarray:
+            r = g * np.full(x.shape, 2.0)
+            kept.append(r if keep_array else weakref.ref(r))
+            return r
+
+        return 2.0 * x, pullback
+
+    return hetgrad.op1(double)
+
+
+def test_descend_writes_into_a_gradient_nothing_else_sees() -> None:
+    watched: list[Any] = []
+    op = _fresh_gradient_op(watched, keep_array=False)
+    w = np.array([1.0, 2.0, 3.0])
+    _, new = descend(lambda w: np.sum(op(w)), w, 0.25)
+    np.testing.assert_array_equal(new, [0.5, 1.5, 2.5])
+    assert watched[0]() is new  # the pullback's array became the new parameter
+    np.testing.assert_array_equal(w, [1.0, 2.0, 3.0])
+
+
+def test_descend_never_writes_into_an_array_someone_keeps() -> None:
+    kept: list[Any] = []
+    op = _fresh_gradient_op(kept, keep_array=True)
+    w = np.array([1.0, 2.0, 3.0])
+    _, new = descend(lambda w: np.sum(op(w)), w, 0.25)
+    np.testing.assert_array_equal(new, [0.5, 1.5, 2.5])
+    assert new is not kept[0]
+    np.testing.assert_array_equal(kept[0], [-0.5, -0.5, -0.5])  # still -lr * 2, unchanged
+
+
+def test_sole_reference() -> None:
+    items = [np.ones(3), np.ones(3), np.ones(3)[1:], np.ones(3)]
+    held = items[1]
+    items[3].setflags(write=False)
+    assert [_sole_reference(items, i) for i in range(4)] == [True, False, False, False]
+    del held
+    assert _sole_reference(items, 1)
+
+
+def test_descend_can_be_differentiated() -> None:
+    """A step inside a runner is recorded (learning through an update, as in MAML)."""
+
+    def after_step(p: Any) -> Any:
+        _, q = descend(_sum_of_squares, p, 0.1)
+        return _sum_of_squares(q)
+
+    hetgrad.check_grads(after_step, {"w": np.array([0.3, -1.2]), "b": 0.7}, order=1)
+
+
+def test_descend_of_a_constant_objective_keeps_the_parameters() -> None:
+    w = np.array([1.0, 2.0])
+    value, new = descend(lambda w: 4.0, w, 0.5)
+    assert value == 4.0 and new is not w
+    np.testing.assert_array_equal(new, w)
+
+
+def test_descend_misuse_raises() -> None:
+    with pytest.raises(TypeError, match="lr must be a number"):
+        descend(_sum_of_squares, [1.0], "fast")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="lr must be a number"):
+        descend(_sum_of_squares, [1.0], True)
+    with pytest.raises(TypeError, match="descend differentiates a function"):
+        descend(3.0, [1.0], 0.1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="descend needs a function returning a real scalar"):
+        descend(lambda p: p, np.ones(2), 0.1)

@@ -95,15 +95,17 @@ class _Run:
 
     def gradients(self, seeds: list[tuple[int, Any]]) -> list[Any]:
         """Run the reverse sweep; one gradient (in the input's structure) per watched arg."""
+        flat = self.leaf_gradients(seeds)
+        return [unflatten(td, gs) for (_, td, _), gs in zip(self.watched, flat)]
+
+    def leaf_gradients(self, seeds: list[tuple[int, Any]]) -> list[list[Any]]:
+        """Run the reverse sweep; the gradients of each watched arg's leaves, flat."""
         gs = self.tape.backward(seeds) if seeds else None
         returned: set[int] = set()
-        out = []
-        for _, td, leaves in self.watched:
-            grads = [
-                _finish(v._value, None if gs is None else gs[v._index], returned) for v in leaves
-            ]
-            out.append(unflatten(td, grads))
-        return out
+        return [
+            [_finish(v._value, None if gs is None else gs[v._index], returned) for v in leaves]
+            for _, _, leaves in self.watched
+        ]
 
 
 def _has_static_leaf(td: TreeDef) -> bool:
