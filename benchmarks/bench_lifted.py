@@ -18,6 +18,7 @@ does.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ import hetgrad
 import hetgrad.numpy as hnp
 from hetgrad import nn
 
-from .harness import Report, measure_interleaved
+from .harness import Report, measure_interleaved, measure_rounds, paired_difference, paired_ratio
 
 K = 200
 
@@ -161,7 +162,7 @@ def _chains() -> list[tuple[str, Callable[[Any], Any], Callable[[np.ndarray], An
 
 def _bvars(report: Report, quick: bool) -> None:
     group = f"lifted functions on BVars: chain of {K} ops, forward+backward"
-    min_time = 0.05 if quick else 0.2
+    min_time = 0.05 if quick else 0.1
     for name, step, by_hand, x0 in _chains():
         ops = 2 if name.startswith("x * c") else 1
 
@@ -173,16 +174,18 @@ def _bvars(report: Report, quick: bool) -> None:
         want = by_hand(x0)
         got = hetgrad.grad_bp(chain, x0)
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-        times = measure_interleaved({
+        rounds = measure_rounds({
             "base": lambda by_hand=by_hand, x0=x0: by_hand(x0),
             "hetgrad": lambda chain=chain, x0=x0: hetgrad.grad_bp(chain, x0),
-        }, min_time=min_time)  # fmt: skip
-        base, hg = times["base"], times["hetgrad"]
-        report.add(group, name, "numpy by hand", base)
-        report.add(group, name, "hetgrad grad_bp", hg)
+        }, min_time=min_time, repeat=15)  # fmt: skip
+        base, hg = rounds["base"], rounds["hetgrad"]
+        report.add(group, name, "numpy by hand", statistics.median(base))
+        report.add(group, name, "hetgrad grad_bp", statistics.median(hg),
+                   ratio=paired_ratio(hg, base))  # fmt: skip
+        per_op = paired_difference(hg, base) / (K * ops)
         report.note(
-            f"BVar {name}: hetgrad adds {(hg - base) / (K * ops) * 1e6:.2f} us per recorded "
-            "operation (record + backward) over NumPy's own work"
+            f"BVar {name}: hetgrad adds {per_op * 1e6:.2f} us per recorded operation "
+            "(record + backward) over NumPy's own work (median over rounds)"
         )
 
 

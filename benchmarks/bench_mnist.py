@@ -23,6 +23,7 @@ Every implementation's result is checked against the hand-written one before it 
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 import hetgrad
 
 from .common import check_close, peer, to_numpy
-from .harness import Report, measure_interleaved
+from .harness import Report, measure_rounds, paired_ratio
 
 SIZES = (784, 300, 100, 10)
 RATE = 0.02
@@ -485,12 +486,14 @@ def run(report: Report, quick: bool) -> None:
             for name, impl in present.items():
                 _check(f"{group}, {workload}, {name}", workload, impl, impl[workload],
                        expected[workload])  # fmt: skip
-            # Every implementation is timed in the same rounds (see measure_interleaved).
-            times = measure_interleaved({name: impl[workload] for name, impl in present.items()},
-                                        min_time=0.02 if quick else 0.05,
-                                        repeat=3 if quick else 9)  # fmt: skip
+            # Every implementation is timed in the same rounds; each ratio is the median of
+            # the ratios within a round (see measure_rounds).
+            rounds = measure_rounds({name: impl[workload] for name, impl in present.items()},
+                                    min_time=0.02 if quick else 0.05,
+                                    repeat=3 if quick else 15)  # fmt: skip
+            base = rounds["hand-written NumPy"]
             for name, impl in present.items():
-                seconds = times[name]
+                seconds = statistics.median(rounds[name])
                 if "_reset" in impl:
                     impl["_reset"]()
                 extra: dict[str, Any] = {}
@@ -499,7 +502,8 @@ def run(report: Report, quick: bool) -> None:
                     extra["compile_seconds"] = round(compile_s, 4)
                     report.note(f"jax.jit compile time ({label}, {workload}): first call "
                                 f"{compile_s * 1e3:.0f} ms (not in the table)")  # fmt: skip
-                report.add(group, workload, name, seconds, **extra)
+                report.add(group, workload, name, seconds,
+                           ratio=paired_ratio(rounds[name], base), **extra)  # fmt: skip
 
 
 def _check(what: str, workload: str, impl: Impl, fn: Callable[[], Any],

@@ -34,17 +34,42 @@ def measure(fn: Callable[[], Any], *, min_time: float = 0.05, repeat: int = 7,
 
 def measure_interleaved(fns: dict[str, Callable[[], Any]], *, min_time: float = 0.05,
                         repeat: int = 9, warmup: int = 2) -> dict[str, float]:  # fmt: skip
-    """Median seconds per call of each function, timed in interleaved rounds.
+    """Median seconds per call of each function, timed in interleaved rounds."""
+    rounds = measure_rounds(fns, min_time=min_time, repeat=repeat, warmup=warmup)
+    return {name: statistics.median(ts) for name, ts in rounds.items()}
+
+
+def measure_rounds(fns: dict[str, Callable[[], Any]], *, min_time: float = 0.05,
+                   repeat: int = 9, warmup: int = 2) -> dict[str, list[float]]:  # fmt: skip
+    """Seconds per call of each function in each of ``repeat`` interleaved rounds.
 
     Each round times one batch of every function in turn, so a slow spell of a noisy
-    machine falls on all of them alike and the ratios between them stay true.
+    machine falls on all of them alike; :func:`paired_ratio` compares them round by round.
     """
     numbers = {name: _calibrate(fn, min_time, warmup)[0] for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             times[name].append(_batch(fn, numbers[name]) / numbers[name])
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def paired_ratio(times: list[float], base: list[float]) -> float:
+    """The median over rounds of ``times / base`` (a ratio measured within each round).
+
+    >>> paired_ratio([2.0, 3.0, 2.2], [1.0, 2.0, 1.0])
+    2.0
+    """
+    return statistics.median(t / b for t, b in zip(times, base))
+
+
+def paired_difference(times: list[float], base: list[float]) -> float:
+    """The median over rounds of ``times - base``.
+
+    >>> paired_difference([2.0, 3.0, 2.2], [1.0, 2.5, 1.0])
+    1.0
+    """
+    return statistics.median(t - b for t, b in zip(times, base))
 
 
 def _calibrate(fn: Callable[[], Any], min_time: float, warmup: int) -> tuple[int, float]:
@@ -80,14 +105,20 @@ class Report:
         self.rows: list[dict[str, Any]] = []
         self.notes: list[str] = []
 
-    def add(self, group: str, workload: str, impl: str, seconds: float, **extra: Any) -> None:
-        base = next(
-            (r["seconds"] for r in self.rows if r["group"] == group and r["workload"] == workload),
-            seconds,
-        )
+    def add(self, group: str, workload: str, impl: str, seconds: float,
+            ratio: float | None = None, **extra: Any) -> None:  # fmt: skip
+        """Add a row; its ratio is ``seconds`` over the baseline's, unless ``ratio`` (say
+        a :func:`paired_ratio`) is given."""
+        if ratio is None:
+            base = next(
+                (r["seconds"] for r in self.rows
+                 if r["group"] == group and r["workload"] == workload),
+                seconds,
+            )  # fmt: skip
+            ratio = seconds / base if base else None
         self.rows.append({
             "group": group, "workload": workload, "impl": impl, "seconds": seconds,
-            "ratio": round(seconds / base, 3) if base else None, **extra,
+            "ratio": None if ratio is None else round(ratio, 3), **extra,
         })  # fmt: skip
 
     def note(self, text: str) -> None:
