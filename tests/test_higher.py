@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import hetgrad
 from finite_diff import numeric_grad
 from hetgrad import grad, hessian, hvp, jacobian, jvp
+from hetgrad.lens import item
 
 
 def rosenbrock(x: object) -> object:
@@ -133,3 +135,19 @@ def test_hvp_several_arguments() -> None:
     hx, hy = hvp(f, (1.0, 2.0), (1.0, 0.0))
     # H = [[2y^3, 6xy^2], [6xy^2, 6x^2 y]] at (1, 2): [[16, 24], [24, 12]]
     assert (hx, hy) == (pytest.approx(16.0), pytest.approx(24.0))
+
+
+@pytest.mark.parametrize(
+    ("f", "order"),
+    [
+        (lambda a: np.sum(a[1:] ** 4), 3),
+        (lambda a: np.sum(a[[0, 0, 2]] ** 4), 3),
+        (lambda a: np.sum(hetgrad.set_var(a, item(1), a[0] * a[2]) ** 2), 2),
+        (lambda a: np.sum(hetgrad.set_var(a, item([0, 2]), a[1:] * a[:2]) ** 3), 3),
+        (lambda a: np.sum(hetgrad.over_var(a, item(1), lambda v: v * v) ** 3), 3),
+    ],
+    ids=["slice", "repeated indices", "set_var", "set_var fancy", "over_var"],
+)
+def test_indexing_and_lens_writes_at_higher_order(f: Any, order: int) -> None:
+    """The gradient of indexing is a scatter; at third order it is itself differentiated."""
+    hetgrad.check_grads(f, np.array([0.3, -1.2, 2.0]), order=order)

@@ -311,6 +311,87 @@ def test_nested_runner_locks_outer_arrays_until_the_outer_runner_ends() -> None:
     x0[0] = 5.0
 
 
+def test_overlapping_pullbacks_share_the_lock_of_an_input() -> None:
+    """Two live pullbacks over one array: dropping the first keeps the array read-only."""
+    a = np.array([1.0, 2.0])
+    _, pullback1 = backprop_with(lambda x: x * x, a)
+    _, pullback2 = backprop_with(lambda x: x * x, a)
+    del pullback1
+    gc.collect()
+    with pytest.raises(ValueError, match="read-only"):
+        a[:] = 10.0
+    np.testing.assert_array_equal(pullback2(np.ones(2)), [2.0, 4.0])
+    del pullback2
+    gc.collect()
+    a[:] = 10.0  # writeable once no tape holds it
+
+
+def test_an_inner_runner_does_not_unlock_a_constant_the_outer_tape_reads() -> None:
+    c = np.array([1.0, 2.0])
+
+    def outer(x: BVar) -> BVar:
+        inner = grad(lambda y: np.sum(y * c))(x)  # the inner tape locks c first
+        r = np.sum(inner * c * x)  # the outer tape reads c after the inner one is done
+        with pytest.raises(ValueError, match="read-only"):
+            c[0] = 100.0
+        return r
+
+    np.testing.assert_array_equal(grad(outer)(np.ones(2)), [1.0, 4.0])
+    c[0] = 100.0
+
+
+def test_custom_op_constants_are_locked_while_recorded() -> None:
+    mul = hetgrad.op2(lambda a, b: (np.sum(a * b), lambda g: (g * b, g * a)))
+    c = np.array([2.0, 3.0])
+
+    def f(x: BVar) -> BVar:
+        y = mul(x, c)
+        with pytest.raises(ValueError, match="read-only"):
+            c[0] = 100.0  # the pullback reads c
+        return y
+
+    np.testing.assert_array_equal(grad(f)(np.ones(2)), [2.0, 3.0])
+    c[0] = 100.0
+
+
+def test_a_view_freed_under_a_held_base_becomes_writeable_with_its_base() -> None:
+    base = np.arange(4.0)
+    view = base[:2]  # made before any lock, so it starts writeable
+
+    def outer(x: BVar) -> BVar:
+        r = np.sum(x * base)  # the outer tape holds base
+        g = grad(lambda y: np.sum(y * view))(np.ones(2))  # the inner tape holds view
+        with pytest.raises(ValueError, match="read-only"):
+            view[0] = 5.0  # still read-only: its base is held
+        return r + np.sum(g)
+
+    np.testing.assert_array_equal(grad(outer)(np.ones(4)), [0.0, 1.0, 2.0, 3.0])
+    assert base.flags.writeable and view.flags.writeable
+
+
+def test_backprop_with_values_are_writeable_once_the_pullback_is_gone() -> None:
+    x = np.array([1.0, 2.0])
+    (double, same), pullback = backprop_with(lambda v: (v * 2.0, v), x)
+    for a in (double, same):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 5.0  # the pullback may still read them
+    del pullback
+    gc.collect()
+    double[0] = 5.0
+    same[0] = 7.0  # a view of x, as f returned x itself
+    assert x[0] == 7.0
+    y, tangent = hetgrad.jvp(lambda v: v * 2.0, (np.array([1.0, 2.0]),), (np.ones(2),))
+    y[0] = 0.0  # jvp's pullback is gone when it returns
+    tangent[0] = 0.0
+
+
+def test_user_read_only_arrays_stay_read_only() -> None:
+    c = np.array([1.0, 2.0])
+    c.setflags(write=False)
+    grad(lambda x: np.sum(x * c))(np.ones(2))
+    assert not c.flags.writeable
+
+
 def test_read_only_error_names_the_array_not_a_wrong_gradient_when_user_mutates_after() -> None:
     # Writing into a *returned gradient* or into the input after the runner is fine.
     w = np.ones(2)

@@ -98,6 +98,30 @@ def test_softmax_and_log_softmax_at_plus_minus_1000() -> None:
     assert np.all(np.isfinite(gp)) and np.all(np.isfinite(glp))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [300.0, -1000.0, 1e12])
+def test_log_softmax_keeps_full_precision_far_from_zero(dtype: Any, shift: float) -> None:
+    """log_softmax(x + c) = log_softmax(x): no digits lost to the size of c."""
+    if dtype is np.float32 and shift == 1e12:
+        pytest.skip("1e12 + 1 is not representable in float32")
+    x = np.array([0.0, 1.0, -1.0], dtype)
+    want = np.log(np.exp(x.astype(float)) / np.sum(np.exp(x.astype(float))))
+    want_grad = np.eye(3)[0] - np.exp(want)  # of log_softmax(x)[0]
+    tol = 2e-7 if dtype is np.float32 else 1e-15
+    lp = nn.log_softmax(x + dtype(shift))
+    assert lp.dtype == dtype
+    np.testing.assert_allclose(lp, want, rtol=tol * 4)
+    g = hetgrad.grad_bp(lambda v: nn.log_softmax(v)[0], x + dtype(shift))
+    np.testing.assert_allclose(g, want_grad, rtol=tol * 4, atol=tol)
+
+
+def test_log_softmax_rows_of_minus_infinity() -> None:
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        lp = nn.log_softmax(np.array([[-np.inf, 0.0], [-np.inf, -np.inf]]))
+    assert lp[0, 0] == -np.inf and lp[0, 1] == 0.0
+    assert np.all(np.isnan(lp[1]))  # 0/0: as x - logsumexp(x) gives, and scipy
+
+
 def test_sigmoid_and_softplus_at_extremes() -> None:
     x = np.array([-1000.0, 1000.0])
     with warnings.catch_warnings():

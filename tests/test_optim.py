@@ -241,6 +241,23 @@ def test_schedules_are_called_with_the_step_count() -> None:
     assert seen_mu == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("make", [lambda s: sgd(s), lambda s: momentum(s, s), lambda s: adam(s)],
+                         ids=["sgd", "momentum", "adam"])  # fmt: skip
+def test_numpy_scalar_schedules_keep_float32_float32(make: Any, tmp_path: Any) -> None:
+    """A schedule may return a NumPy float64 (``0.1 * np.cos(k)``): steps and state stay
+    in the parameters' dtype, so a checkpoint of the state loads into its template."""
+    from hetgrad import checkpoint
+
+    params = {"w": np.ones(3, np.float32)}
+    opt = make(lambda k: 0.1 * np.cos(0.01 * k) * 0.9)
+    updates, state = opt.update({"w": np.full(3, 0.5, np.float32)}, opt.init(params))
+    assert updates["w"].dtype == np.float32
+    for leaf in flatten(state)[0]:
+        assert not isinstance(leaf, np.ndarray) or leaf.dtype == np.float32
+    checkpoint.save(tmp_path / "state.npz", state)
+    checkpoint.load(tmp_path / "state.npz", like=opt.init(params))
+
+
 def test_linear_schedule() -> None:
     s = linear_schedule(1.0, 0.1, 150)
     assert s(0) == 1.0

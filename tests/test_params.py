@@ -48,3 +48,57 @@ def test_mismatched_types_are_rejected() -> None:
         Net(np.ones(1), 1.0) + Other(1.0)  # type: ignore[operator]
     with pytest.raises(TypeError):
         Net(np.ones(1), 1.0) + [1.0]  # type: ignore[operator]
+
+
+def _total(n: Net) -> object:
+    return np.sum(n.w) + n.b
+
+
+@pytest.mark.parametrize("op", ["*", "+", "-", "/"])
+@pytest.mark.parametrize("scalar_left", [True, False])
+def test_a_differentiated_scalar_with_params(op: str, scalar_left: bool) -> None:
+    """``s * net`` (the scalar a BVar) acts leaf by leaf, as with a plain scalar."""
+    net = Net(np.array([1.0, 2.0]), 3.0)
+    fns = {"*": lambda a, b: a * b, "+": lambda a, b: a + b, "-": lambda a, b: a - b,
+           "/": lambda a, b: a / b}  # fmt: skip
+    fn = fns[op]
+
+    def f(s: object, n: Net) -> object:
+        out = fn(s, n) if scalar_left else fn(n, s)
+        assert type(out) is Net
+        return _total(out)
+
+    hetgrad.check_grads(f, 1.7, net, order=2)
+    value, (gs, gn) = hetgrad.value_and_grad(f, argnums=(0, 1))(1.7, net)
+    assert type(gn) is Net and gn.name == "net"
+    assert value == pytest.approx(_total(fn(1.7, net) if scalar_left else fn(net, 1.7)))
+
+
+def test_a_scalar_times_params_inside_a_nested_gradient() -> None:
+    """The perturbation through ``s * net`` reaches the outer gradient (it was lost)."""
+    net = Net(np.array([1.0, 2.0]), 3.0)
+
+    def outer(s: object) -> object:
+        h = hetgrad.grad(lambda n: np.sum((s * n).w ** 2))(net)  # 2 s^2 w
+        return np.sum(h.w)  # 6 s^2
+
+    assert hetgrad.grad(outer)(2.0) == pytest.approx(24.0)
+    hetgrad.check_grads(outer, 2.0)
+
+
+def test_hypergradient_of_a_descent_step() -> None:
+    net = Net(np.array([1.0, 2.0]), 3.0)
+    g = Net(np.array([0.5, 0.5]), 1.0)
+    assert hetgrad.grad(lambda lr: _total(net - lr * g))(0.1) == pytest.approx(-2.0)
+
+
+def test_a_lifted_function_given_a_structure_raises() -> None:
+    import hetgrad.numpy as hnp
+
+    net = Net(np.array([1.0, 2.0]), 3.0)
+    with pytest.raises(TypeError, match="NotImplemented"):
+        hetgrad.grad(lambda s: _total(hnp.multiply(s, net)))(2.0)
+    with pytest.raises(TypeError, match="structure"):
+        hetgrad.grad(lambda s: np.sum(hnp.einsum("i,i->i", s, net)))(np.ones(2))
+    # Plain lists and tuples stay NumPy's business: an array operand.
+    assert hetgrad.grad(lambda x: np.sum(x * [1.0, 2.0]))(np.ones(2)).tolist() == [1.0, 2.0]

@@ -142,6 +142,17 @@ def test_wrong_structure_from_pullback() -> None:
         grad_bp(lambda p: op2(fwd)(p, np.ones(3)), Lin(np.ones((2, 3)), np.ones(2)))
 
 
+@pytest.mark.parametrize(
+    ("x", "gradient"),
+    [(1.5, 2), (np.ones(2), np.array([2, 2])), (np.ones(2), [np.int64(2), 2.0])],
+    ids=["int for float", "int array for float array", "int in a list"],
+)
+def test_integer_gradient_from_pullback_says_so(x: object, gradient: object) -> None:
+    bad = op1(lambda v: (np.sum(v), lambda g: gradient))
+    with pytest.raises(TypeError, match="integers are constants to hetgrad"):
+        grad_bp(bad, x if not isinstance(gradient, list) else [1.0, 2.0])
+
+
 def test_wrong_dtype_kind_from_pullback() -> None:
     bad = op1(lambda x: (np.sum(x), lambda g: np.ones(3, dtype=complex)))
     with pytest.raises(TypeError, match=r"<lambda>: the gradient for argument 0.*complex"):

@@ -25,7 +25,7 @@ import numpy as np
 from .numpy import logsumexp
 from .numpy._core import apply1
 from .rules import all_finite, output_unread, prim, unread
-from .tape import BVar, _escaped, binary, primal, record_whole, unary
+from .tape import BVar, _escaped, binary_call, primal, record_whole, unary
 from .tree import LEAF_DEF
 
 __all__ = [
@@ -167,12 +167,20 @@ def softmax(x: Any, axis: int = -1) -> Any:
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """``x - logsumexp(x)`` along ``axis``: log-probabilities, finite at +/-1000.
 
+    Computed as ``(x - m) - logsumexp(x - m)`` with ``m`` the maximum, a constant (the
+    value does not depend on it): ``x`` and ``logsumexp(x)`` are both near ``m``, and
+    subtracting them directly would lose the digits of the small difference.
+
     >>> import numpy as np
     >>> from hetgrad import nn
     >>> nn.log_softmax(np.array([1000.0, -1000.0]))
     array([    0., -2000.])
     """
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    m = np.max(primal(x), axis=axis, keepdims=True)
+    if not all_finite(m):
+        m = np.where(np.isfinite(m), m, 0.0)  # rows of -inf (or an +inf): shift by 0
+    shifted = x - m
+    return shifted - logsumexp(shifted, axis=axis, keepdims=True)
 
 
 def _log_softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -250,7 +258,7 @@ def cross_entropy(logits: Any, targets: Any) -> Any:
     """
     if type(logits) is BVar and type(logits._value) is np.ndarray and type(targets) is np.ndarray:
         return _record_cross_entropy(logits, targets)
-    return binary(cross_entropy_p, logits, targets)
+    return binary_call(cross_entropy_p, logits, targets)
 
 
 def hinge(scores: Any, labels: Any) -> Any:

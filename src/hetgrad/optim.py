@@ -93,7 +93,9 @@ class AdamState(NamedTuple):
 
 def _schedule(x: ScalarOrSchedule, name: str) -> Schedule:
     if callable(x):
-        return x
+        # A Python float: a NumPy float64 from the schedule would turn float32 steps and
+        # state into float64.
+        return lambda k: float(x(k))
     if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number or a schedule k -> value, got {x!r}")
     value = float(x)

@@ -119,9 +119,15 @@ def checked_leaves(name: str, k: int, td: TreeDef, leaves: list[Any], grad: Any)
             f"{name}: the gradient for argument {k} at {e.path('grad')}: {e.reason}"
         ) from None
     if gtd is not td and not td.same_structure(gtd):
+        hint = (
+            "; integers are constants to hetgrad, never gradients: return floats (2.0, "
+            "not 2; a.astype(float) for an integer array)"
+            if _has_integer(gtd)
+            else ""
+        )
         raise TypeError(
             f"{name}: the gradient for argument {k} has the wrong structure: expected "
-            f"{_describe(unflatten(td, leaves))}, got {_describe(grad)}"
+            f"{_describe(unflatten(td, leaves))}, got {_describe(grad)}{hint}"
         )
     paths = None
     for i, (x, g) in enumerate(zip(leaves, gleaves)):
@@ -133,6 +139,20 @@ def checked_leaves(name: str, k: int, td: TreeDef, leaves: list[Any], grad: Any)
             exc = ValueError if problem.startswith("shape") else TypeError
             raise exc(f"{name}: the gradient for argument {k}{where} has the wrong {problem}")
     return gleaves
+
+
+def _has_integer(td: TreeDef) -> bool:
+    """True if a (static) leaf of ``td`` is an integer or an integer array."""
+    for c in td.children:
+        if type(c) is tree.Static:
+            v = c.value
+            if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                return True
+            if isinstance(v, np.ndarray) and v.dtype.kind in "iu":
+                return True
+        elif type(c) is TreeDef and _has_integer(c):
+            return True
+    return False
 
 
 def _describe(x: Any) -> str:
@@ -192,6 +212,9 @@ def call_custom(
     arg_info: list[tuple[TreeDef, list[Any]]] = []
     for leaves, td in flat:
         vals, arg_parents = unbox(leaves, tape)
+        for v, p in zip(vals, arg_parents):
+            if p is None and type(v) is np.ndarray:
+                tape.lock(v)  # the pullback may read it: no writes while the tape lives
         parents.extend(arg_parents)
         primals.append(unflatten(td, vals))
         arg_info.append((td, vals))

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .tape import BVar, Primitive, ShapeOf, apply, binary, primal, unary
+from .tape import BVar, Primitive, ShapeOf, apply, binary_call, primal, unary
 
 UFUNCS: dict[Any, Primitive] = {}
 """NumPy ufunc -> differentiable primitive, used by ``BVar.__array_ufunc__``."""
@@ -431,6 +431,8 @@ def _is_basic_index(key: Any) -> bool:
 
 
 def _scatter_fn(g: Any, key: Any, like: Any) -> Any:
+    if isinstance(g, BVar):  # a BVar of an outer tape (a higher derivative): record there
+        return scatter_add(g, key, like)
     like = primal(like)
     out = np.zeros(np.shape(like), dtype=np.result_type(like, g))
     if _is_basic_index(key):
@@ -674,7 +676,7 @@ def dispatch_ufunc(ufunc: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) 
             if len(inputs) == 1 and type(inputs[0]) is BVar:
                 return unary(p, inputs[0])
             if len(inputs) == 2:
-                return binary(p, inputs[0], inputs[1])
+                return binary_call(p, inputs[0], inputs[1])
         return apply(p, inputs, kwargs)
     if ufunc in PIECEWISE_CONSTANT_UFUNCS:
         return ufunc(*[primal(x) for x in inputs], **kwargs)

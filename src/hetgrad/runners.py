@@ -258,7 +258,7 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
     _callable(f, "backprop_with")
     run = _Run(f, args, range(len(args)), {}, "backprop_with")
     try:
-        value = tree.tree_map(primal_level, run.out)
+        value = tree.tree_map(lambda x: _value_view(run.tape, x), run.out)
     except tree.UnsupportedLeafError as e:
         run.tape.release()
         raise TypeError(f"backprop_with: the output at {e.path('out')}: {e.reason}") from None
@@ -274,6 +274,16 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
 
 
 vjp = backprop_with
+
+
+def _value_view(tape: Tape, x: Any) -> Any:
+    """``x`` one level down; an array as a view that stays read-only while ``tape`` lives
+    (the pullback may read the array) and becomes writeable when it is released."""
+    if type(x) is BVar and type(x._value) is np.ndarray:
+        v = x._value.view()
+        tape.lock(v)
+        return v
+    return primal_level(x)
 
 
 def value_and_grad(

@@ -61,10 +61,18 @@ def active_tapes() -> list[Tape]:
         return _local.stack
 
 
+# The user's arrays that tapes hold read-only, with how many tapes hold each: a tape's
+# release gives an array its writability back only when no other tape (an outer runner, a
+# live ``backprop_with`` pullback, another thread's runner) still reads it.
+_locks_guard = threading.Lock()
+_lock_counts: dict[int, list[Any]] = {}  # id(array) -> [array, number of tapes]
+_unlock_later: list[np.ndarray] = []  # views freed while another tape held their base
+
+
 class Tape:
     """One runner call's record of operations (a Wengert list)."""
 
-    __slots__ = ("nodes", "closed_nodes", "outer", "level", "locked", "__weakref__")
+    __slots__ = ("nodes", "closed_nodes", "outer", "level", "locked", "seen", "__weakref__")
 
     def __init__(self) -> None:
         stack = active_tapes()
@@ -72,21 +80,34 @@ class Tape:
         self.level: int = 1 if self.outer is None else self.outer.level + 1
         self.nodes: list[Any] | None = [] if not debugging() else CheckedNodes()
         self.closed_nodes: list[Any] | None = None
-        self.locked: list[np.ndarray] = []
+        self.locked: list[np.ndarray] = []  # the arrays this tape holds read-only
+        # Every array given to lock, by id (kept alive here, so an id is never reused).
+        self.seen: dict[int, np.ndarray] = {}
 
     def lock(self, a: np.ndarray) -> None:
-        """Make a user's array read-only while this tape may read it again."""
-        if a.flags.writeable:
-            a.setflags(write=False)  # (twice as fast as assigning flags.writeable)
-            self.locked.append(a)
+        """Keep a user's array read-only while this tape may read it again."""
+        if id(a) in self.seen:
+            return
+        with _locks_guard:
+            self.seen[id(a)] = a
+            self._hold(a)
             # A view's data can be written through its base too (``data[1, 0] = x`` under a
-            # saved ``data[1]``): lock the chain of bases, released bases first.
+            # saved ``data[1]``): hold the chain of bases.
             base = a.base
             while type(base) is np.ndarray:
-                if base.flags.writeable:
-                    base.setflags(write=False)
-                    self.locked.append(base)
+                self._hold(base)
                 base = base.base
+
+    def _hold(self, a: np.ndarray) -> None:
+        entry = _lock_counts.get(id(a))
+        if entry is not None:
+            entry[1] += 1
+        elif a.flags.writeable or _waiting(a) or _base_held(a):
+            a.setflags(write=False)  # (twice as fast as assigning flags.writeable)
+            _lock_counts[id(a)] = [a, 1]
+        else:
+            return  # read-only by its owner's choice: never ours to unlock
+        self.locked.append(a)
 
     # -- recording ---------------------------------------------------------------------
 
@@ -111,20 +132,23 @@ class Tape:
         self.nodes = None
 
     def release(self) -> None:
-        """Drop every node and give the user's arrays their writability back."""
+        """Drop every node and give the user's arrays their writability back (those no
+        other tape holds)."""
         self.nodes = None
         self.closed_nodes = None
-        pending, self.locked = self.locked, []
-        while pending:  # a view becomes writeable only after its base: retry until done
-            left = []
-            for a in reversed(pending):
-                try:
-                    a.setflags(write=True)
-                except ValueError:
-                    left.append(a)
-            if len(left) == len(pending):
-                break  # their bases belong to an outer tape, which unlocks them
-            pending = left[::-1]
+        held, self.locked = self.locked, []
+        self.seen = {}
+        if not held:
+            return
+        with _locks_guard:
+            free = []
+            for a in held:
+                entry = _lock_counts[id(a)]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _lock_counts[id(a)]
+                    free.append(a)
+            _make_writeable(free + _unlock_later)
 
     # -- the reverse sweep ---------------------------------------------------------------
 
@@ -193,6 +217,44 @@ class Tape:
                         old = gs[p]
                         gs[p] = gp if old is None else accumulate(old, gp)
         return gs
+
+
+def _waiting(a: np.ndarray) -> bool:
+    """True if ``a`` is read-only only because it waits in ``_unlock_later`` (then it is
+    taken out: the tape locking it now holds it)."""
+    for i, w in enumerate(_unlock_later):
+        if w is a:
+            del _unlock_later[i]
+            return True
+    return False
+
+
+def _base_held(a: np.ndarray) -> bool:
+    """True if ``a`` is a view of an array a tape holds (so read-only because of it)."""
+    base = a.base
+    while type(base) is np.ndarray:
+        if id(base) in _lock_counts:
+            return True
+        base = base.base
+    return False
+
+
+def _make_writeable(arrays: list[np.ndarray]) -> None:
+    """Make ``arrays`` writeable, bases before their views (NumPy refuses a writeable view
+    of a read-only base); a view whose base another tape still holds waits in
+    ``_unlock_later`` for a later release."""
+    pending = arrays
+    while pending:
+        left = []
+        for a in reversed(pending):
+            try:
+                a.setflags(write=True)
+            except ValueError:
+                left.append(a)
+        if len(left) == len(pending):
+            break
+        pending = left[::-1]
+    _unlock_later[:] = pending
 
 
 def accumulate(a: Any, b: Any) -> Any:
@@ -412,12 +474,26 @@ def _new_bvar(value: Any, tape: Tape, index: int) -> BVar:
 _CONSTANT_TYPES = frozenset({float, int, np.ndarray, np.float64, np.float32, bool})
 
 
+def is_structure_operand(x: Any) -> bool:
+    """True if ``x`` is a structure that an operator with a BVar must leave to ``x``'s own
+    type: a BVar of a structure, or a registered container other than a plain list, tuple
+    or dict (which NumPy reads as an array).  ``s * params`` then scales every leaf of a
+    ``Params`` instead of recording the whole structure as one opaque constant."""
+    if isinstance(x, BVar):
+        return type(x) is not BVar
+    t = type(x)
+    return t is not list and t is not tuple and t is not dict and type(
+        tree.kind_of(t)) is tree.Container
+
+
 def binary(prim: Primitive, a: Any, b: Any) -> Any:
     """Record ``prim(a, b)``: the fast path behind BVar's arithmetic operators.
 
     Exists because the generic :func:`apply` loops over arguments; operators always have
     two, one of which is a BVar, and this path handles the common cases (both on one
-    tape, or one a plain number or array) in a few attribute reads.
+    tape, or one a plain number or array) in a few attribute reads.  Returns
+    ``NotImplemented`` if an operand is a structure (see :func:`is_structure_operand`);
+    callers that are not operators use :func:`binary_call`.
     """
     tb = type(b)
     reads = prim.reads
@@ -433,17 +509,19 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         elif tb in _CONSTANT_TYPES:
             bv = b
             parents = (a._index, None)
-            if tb is np.ndarray and (reads is None or reads[1]) and b.flags.writeable:
+            if tb is np.ndarray and (reads is None or reads[1]) and id(b) not in tape.seen:
                 tape.lock(b)
         else:
-            return apply(prim, (a, b), {})
+            return NotImplemented if is_structure_operand(b) else apply(prim, (a, b), {})
     elif tb is BVar and type(a) in _CONSTANT_TYPES:
         tape = b._tape
         av = a
         bv = b._value
         parents = (None, b._index)
-        if type(a) is np.ndarray and (reads is None or reads[0]) and a.flags.writeable:
+        if type(a) is np.ndarray and (reads is None or reads[0]) and id(a) not in tape.seen:
             tape.lock(a)
+    elif is_structure_operand(a) or is_structure_operand(b):
+        return NotImplemented  # (for an operator: Python then asks the structure)
     else:
         return apply(prim, (a, b), {})
     nodes = tape.nodes
@@ -466,6 +544,21 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     v._tape = tape
     v._index = len(nodes) - 1
     return v
+
+
+def binary_call(prim: Primitive, a: Any, b: Any) -> Any:
+    """:func:`binary` for a function call, where a structure operand is an error."""
+    y = binary(prim, a, b)
+    if y is NotImplemented:
+        raise _structure_operand(prim.name)
+    return y
+
+
+def _structure_operand(name: str) -> TypeError:
+    return TypeError(
+        f"{name} was given a structure (a container, or a BVar of one) as an operand; it "
+        "takes arrays and numbers: apply it to the fields, or with hetgrad.tree_map"
+    )
 
 
 def unary(prim: Primitive, a: BVar) -> Any:
@@ -522,6 +615,8 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         else:
             if type(a) is np.ndarray:
                 tape.lock(a)
+            elif type(a) not in _CONSTANT_TYPES and is_structure_operand(a):
+                raise _structure_operand(prim.name)  # never a silent opaque constant
             vals.append(a)
             parents.append(None)
     tvals = tuple(vals)
@@ -956,6 +1051,9 @@ class TreeVar(BVar):
 
     def __truediv__(self, other: Any) -> Any:
         return operator.truediv(self._split(), other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return operator.truediv(other, self._split())
 
     def __neg__(self) -> Any:
         return operator.neg(self._split())

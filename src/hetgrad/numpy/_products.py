@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import rules
 from ..rules import multiply, output_unread, prim, unbroadcast
-from ..tape import BVar, Primitive, apply, binary
+from ..tape import BVar, Primitive, apply, binary_call
 from ._core import lift, ndim_of, shape_of
 from ._shape import moveaxis, ravel, reshape, stack
 
@@ -319,7 +319,7 @@ def einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fal
         subscripts, operands = _sublist_subscripts((subscripts, *operands))
     p = _einsum_primitive(subscripts, len(operands))
     if len(operands) == 2 and optimize is False and not kwargs:
-        return binary(p, operands[0], operands[1])
+        return binary_call(p, operands[0], operands[1])
     return apply(p, operands, dict(kwargs, optimize=optimize))
 
 
