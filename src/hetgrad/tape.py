@@ -65,7 +65,8 @@ def active_tapes() -> list[Tape]:
 # release gives an array its writability back only when no other tape (an outer runner, a
 # live ``backprop_with`` pullback, another thread's runner) still reads it.
 _locks_guard = threading.Lock()
-_lock_counts: dict[int, list[Any]] = {}  # id(array) -> [array, number of tapes]
+# id(array) -> the number of tapes holding it (each keeps the array alive in its ``locked``)
+_lock_counts: dict[int, int] = {}
 _unlock_later: list[np.ndarray] = []  # views freed while another tape held their base
 
 
@@ -81,33 +82,38 @@ class Tape:
         self.nodes: list[Any] | None = [] if not debugging() else CheckedNodes()
         self.closed_nodes: list[Any] | None = None
         self.locked: list[np.ndarray] = []  # the arrays this tape holds read-only
-        # Every array given to lock, by id (kept alive here, so an id is never reused).
+        # The arrays given to lock, by id (kept alive here, so an id is never reused): a
+        # constant used in every step of a loop is held once.
         self.seen: dict[int, np.ndarray] = {}
 
     def lock(self, a: np.ndarray) -> None:
         """Keep a user's array read-only while this tape may read it again."""
-        if id(a) in self.seen:
-            return
-        with _locks_guard:
-            self.seen[id(a)] = a
-            self._hold(a)
-            # A view's data can be written through its base too (``data[1, 0] = x`` under a
-            # saved ``data[1]``): hold the chain of bases.
-            base = a.base
-            while type(base) is np.ndarray:
-                self._hold(base)
-                base = base.base
+        key = id(a)
+        if key not in self.seen:
+            self.seen[key] = a
+            with _locks_guard:
+                self._hold(a, key)
 
-    def _hold(self, a: np.ndarray) -> None:
-        entry = _lock_counts.get(id(a))
-        if entry is not None:
-            entry[1] += 1
-        elif a.flags.writeable or _waiting(a) or _base_held(a):
-            a.setflags(write=False)  # (twice as fast as assigning flags.writeable)
-            _lock_counts[id(a)] = [a, 1]
-        else:
-            return  # read-only by its owner's choice: never ours to unlock
-        self.locked.append(a)
+    def _hold(self, a: np.ndarray, key: int) -> None:
+        """Hold ``a`` (whose id is ``key``) and its chain of bases (a view's data can be
+        written through its base too: ``data[1, 0] = x`` under a saved ``data[1]``).
+        The caller holds ``_locks_guard``.  (``id`` is called once per array: it is an
+        audited builtin, slower than it looks.)"""
+        locked = self.locked
+        while True:
+            count = _lock_counts.get(key)
+            if count is not None:
+                _lock_counts[key] = count + 1
+                locked.append(a)
+            elif a.flags.writeable or _waiting(a) or _base_held(a):
+                a.setflags(write=False)  # (twice as fast as assigning flags.writeable)
+                _lock_counts[key] = 1
+                locked.append(a)
+            # (else read-only by its owner's choice: never ours to unlock)
+            base = a.base
+            if type(base) is not np.ndarray:
+                return
+            a, key = base, id(base)
 
     # -- recording ---------------------------------------------------------------------
 
@@ -117,11 +123,12 @@ class Tape:
         nodes = self.nodes
         assert nodes is not None
         inputs = []
-        for v in leaves:
-            if type(v) is np.ndarray:
-                self.lock(v)
-            inputs.append(_new_bvar(v, self, len(nodes)))
-            nodes.append(None)
+        with _locks_guard:
+            for v in leaves:
+                if type(v) is np.ndarray:
+                    self._hold(v, id(v))  # (an array twice in x is simply held twice)
+                inputs.append(_new_bvar(v, self, len(nodes)))
+                nodes.append(None)
         if td is LEAF_DEF:
             return inputs[0], td, inputs
         return build_view(td, iter(inputs), self), td, inputs
@@ -143,12 +150,16 @@ class Tape:
         with _locks_guard:
             free = []
             for a in held:
-                entry = _lock_counts[id(a)]
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del _lock_counts[id(a)]
+                key = id(a)
+                count = _lock_counts[key]
+                if count == 1:
+                    del _lock_counts[key]
                     free.append(a)
-            _make_writeable(free + _unlock_later)
+                else:
+                    _lock_counts[key] = count - 1
+            if _unlock_later:
+                free += _unlock_later
+            _make_writeable(free)
 
     # -- the reverse sweep ---------------------------------------------------------------
 
