@@ -132,3 +132,43 @@ def test_eight_threads_match_serial_bit_for_bit() -> None:
     assert not _identical(serial[0][0], serial[0][1])
     assert isinstance(serial[1][0], Layer) and serial[1][0].name == "layer"
     assert serial[6][0]["u"].dtype == np.float32
+
+
+def test_threads_sharing_one_array_keep_it_locked_until_the_last_is_done() -> None:
+    """Every thread reads the same weights (as input and as constant): a thread whose runner
+    ends must not unlock them under another that is still recording, and at the end they
+    are writeable again."""
+    shared = np.linspace(-1.0, 1.0, 16)
+    want = hetgrad.grad_bp(lambda w: np.sum(np.sin(w) * shared), shared)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def run() -> None:
+        try:
+            start.wait(10)
+            for _ in range(300):
+
+                def f(w: Any) -> Any:
+                    y = np.sum(np.sin(w) * shared)
+                    if shared.flags.writeable:
+                        raise AssertionError("a recording tape's constant became writeable")
+                    return y
+
+                g = hetgrad.grad_bp(f, shared)
+                if not np.array_equal(g, want):
+                    raise AssertionError("a wrong gradient")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5e-5)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:3]
+    assert shared.flags.writeable

@@ -123,10 +123,19 @@ class Tape:
         nodes = self.nodes
         assert nodes is not None
         inputs = []
+        locked = self.locked
         with _locks_guard:
             for v in leaves:
-                if type(v) is np.ndarray:
-                    self._hold(v, id(v))  # (an array twice in x is simply held twice)
+                if type(v) is np.ndarray:  # (an array twice in x is simply held twice)
+                    key = id(v)
+                    if v.base is None and key not in _lock_counts and v.flags.writeable:
+                        # The usual input, an array of its own that no tape holds: _hold's
+                        # first step, without the call.
+                        v.setflags(write=False)
+                        _lock_counts[key] = 1
+                        locked.append(v)
+                    else:
+                        self._hold(v, key)
                 inputs.append(_new_bvar(v, self, len(nodes)))
                 nodes.append(None)
         if td is LEAF_DEF:
@@ -148,18 +157,20 @@ class Tape:
         if not held:
             return
         with _locks_guard:
-            free = []
-            for a in held:
+            refused = []
+            for a in reversed(held):  # (a view was held before its base: bases come first)
                 key = id(a)
                 count = _lock_counts[key]
                 if count == 1:
                     del _lock_counts[key]
-                    free.append(a)
+                    try:
+                        a.setflags(write=True)
+                    except ValueError:  # a view whose base is still held
+                        refused.append(a)
                 else:
                     _lock_counts[key] = count - 1
-            if _unlock_later:
-                free += _unlock_later
-            _make_writeable(free)
+            if refused or _unlock_later:
+                _make_writeable(refused[::-1] + _unlock_later)
 
     # -- the reverse sweep ---------------------------------------------------------------
 
