@@ -406,38 +406,36 @@ def test_descend_is_params_minus_rate_times_gradient(params: Any, lr: float) -> 
         np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol)
 
 
-def _fresh_gradient_op(kept: list[Any], keep_array: bool) -> Any:
-    """A custom op ``2 x`` whose pullback's array is watched (weakly) or kept (strongly)."""
+def _step_through_a_custom_op(keep_array: bool) -> tuple[np.ndarray, Any, np.ndarray]:
+    """``descend`` on ``sum(2 w)``, a custom op whose pullback's array is watched weakly
+    or kept (strongly) by its author; returns (w, the new w, what was watched or kept)."""
+    seen: list[Any] = []
 
     def double(x: np.ndarray) -> Any:
         def pullback(g: Any) -> np.ndarray:
             r = g * np.full(x.shape, 2.0)
-            kept.append(r if keep_array else weakref.ref(r))
+            seen.append(r if keep_array else weakref.ref(r))
             return r
 
         return 2.0 * x, pullback
 
-    return hetgrad.op1(double)
+    op = hetgrad.op1(double)
+    w = np.array([1.0, 2.0, 3.0])
+    _, new = descend(lambda w: np.sum(op(w)), w, 0.25)
+    np.testing.assert_array_equal(new, [0.5, 1.5, 2.5])
+    np.testing.assert_array_equal(w, [1.0, 2.0, 3.0])
+    return w, new, seen[0]
 
 
 def test_descend_writes_into_a_gradient_nothing_else_sees() -> None:
-    watched: list[Any] = []
-    op = _fresh_gradient_op(watched, keep_array=False)
-    w = np.array([1.0, 2.0, 3.0])
-    _, new = descend(lambda w: np.sum(op(w)), w, 0.25)
-    np.testing.assert_array_equal(new, [0.5, 1.5, 2.5])
-    assert watched[0]() is new  # the pullback's array became the new parameter
-    np.testing.assert_array_equal(w, [1.0, 2.0, 3.0])
+    _, new, watched = _step_through_a_custom_op(keep_array=False)
+    assert watched() is new  # the pullback's array became the new parameter
 
 
 def test_descend_never_writes_into_an_array_someone_keeps() -> None:
-    kept: list[Any] = []
-    op = _fresh_gradient_op(kept, keep_array=True)
-    w = np.array([1.0, 2.0, 3.0])
-    _, new = descend(lambda w: np.sum(op(w)), w, 0.25)
-    np.testing.assert_array_equal(new, [0.5, 1.5, 2.5])
-    assert new is not kept[0]
-    np.testing.assert_array_equal(kept[0], [-0.5, -0.5, -0.5])  # still -lr * 2, unchanged
+    _, new, kept = _step_through_a_custom_op(keep_array=True)
+    assert new is not kept
+    np.testing.assert_array_equal(kept, [-0.5, -0.5, -0.5])  # still -lr * 2, unchanged
 
 
 def test_sole_reference() -> None:

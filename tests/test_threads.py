@@ -100,6 +100,20 @@ def _identical(a: Any, b: Any) -> bool:
     )  # fmt: skip
 
 
+def _interleaved(targets: list[Callable[[], None]], timeout: float) -> None:
+    """Run each target in its own thread, switching threads every 50 us, and wait."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5e-5)
+    try:
+        threads = [threading.Thread(target=t) for t in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+    finally:
+        sys.setswitchinterval(old)
+
+
 def test_eight_threads_match_serial_bit_for_bit() -> None:
     serial = [[fn(k) for k in range(PER_THREAD)] for fn in WORK]
     threaded: list[list[Any]] = [[] for _ in WORK]
@@ -113,16 +127,7 @@ def test_eight_threads_match_serial_bit_for_bit() -> None:
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(5e-5)
-    try:
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(N_THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        sys.setswitchinterval(old)
+    _interleaved([lambda i=i: run(i) for i in range(N_THREADS)], timeout=120)
     assert not errors, errors
     for fn, s, t in zip(WORK, serial, threaded):
         assert len(t) == PER_THREAD, fn.__name__
@@ -160,15 +165,6 @@ def test_threads_sharing_one_array_keep_it_locked_until_the_last_is_done() -> No
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(5e-5)
-    try:
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        sys.setswitchinterval(old)
+    _interleaved([run] * 4, timeout=60)
     assert not errors, errors[:3]
     assert shared.flags.writeable
