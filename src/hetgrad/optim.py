@@ -331,9 +331,9 @@ def descend(f: Callable[..., Any], params: Any, lr: float, *args: Any, **kwargs:
     result of ``backprop`` followed by :func:`sgd`'s update, at less cost.  The reverse
     pass is seeded with ``-lr`` instead of 1, so the gradient arrives already scaled, and
     each new parameter array is written into the memory of its own gradient when nothing
-    else can see that gradient (see :func:`_sole_reference`).  A step then costs one pass
-    over each parameter and no allocation, where ``p - lr * g`` costs two passes and two
-    arrays.  ``params`` itself is never modified; the result may differ from
+    else can see that gradient (CPython's reference count tells).  A step then costs one
+    pass over each parameter and no allocation, where ``p - lr * g`` costs two passes and
+    two arrays.  ``params`` itself is never modified; the result may differ from
     ``params - lr * grad_bp(f, params)`` in the last bit, from rounding in another order.
 
     Args:
