@@ -98,12 +98,13 @@ def test_softmax_and_log_softmax_at_plus_minus_1000() -> None:
     assert np.all(np.isfinite(gp)) and np.all(np.isfinite(glp))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shift", [300.0, -1000.0, 1e12])
+@pytest.mark.parametrize(
+    ("dtype", "shift"),
+    [(np.float32, 300.0), (np.float32, -1000.0),
+     (np.float64, 300.0), (np.float64, -1000.0), (np.float64, 1e12)],
+)  # fmt: skip
 def test_log_softmax_keeps_full_precision_far_from_zero(dtype: Any, shift: float) -> None:
     """log_softmax(x + c) = log_softmax(x): no digits lost to the size of c."""
-    if dtype is np.float32 and shift == 1e12:
-        pytest.skip("1e12 + 1 is not representable in float32")
     x = np.array([0.0, 1.0, -1.0], dtype)
     want = np.log(np.exp(x.astype(float)) / np.sum(np.exp(x.astype(float))))
     want_grad = np.eye(3)[0] - np.exp(want)  # of log_softmax(x)[0]
