@@ -28,7 +28,7 @@ import hetgrad
 import hetgrad.numpy as hnp
 from hetgrad import nn
 
-from .harness import Report, measure_interleaved, measure_rounds, paired_difference, paired_ratio
+from .harness import Report, measure_rounds, paired_difference, paired_ratio
 
 K = 200
 
@@ -61,13 +61,19 @@ def _plain(report: Report, quick: bool) -> None:
         ),  # fmt: skip
         ("softmax(4x4)", lambda: np_softmax(m), lambda: nn.softmax(m)),
     ]
-    min_time = 0.02 if quick else 0.1
+    min_time = 0.01 if quick else 0.05
     for name, numpy_fn, lifted_fn in rows:
-        times = measure_interleaved({"numpy": numpy_fn, "lifted": lifted_fn}, min_time=min_time)
-        base, lifted = times["numpy"], times["lifted"]
-        report.add(group, name, "numpy", base)
-        report.add(group, name, "hetgrad.numpy", lifted)
-        report.note(f"plain {name}: hetgrad.numpy adds {(lifted - base) * 1e6:+.3f} us")
+        rounds = measure_rounds({"numpy": numpy_fn, "lifted": lifted_fn}, min_time=min_time,
+                                repeat=15)  # fmt: skip
+        base, lifted = rounds["numpy"], rounds["lifted"]
+        report.add(group, name, "numpy", statistics.median(base))
+        report.add(group, name, "hetgrad.numpy", statistics.median(lifted),
+                   ratio=paired_ratio(lifted, base))  # fmt: skip
+        report.note(
+            f"plain {name}: hetgrad.numpy adds {paired_difference(lifted, base) * 1e6:+.3f} us "
+            f"(median over rounds; {(min(lifted) - min(base)) * 1e6:+.3f} us between the "
+            "fastest rounds)"
+        )
 
 
 def _chains() -> list[tuple[str, Callable[[Any], Any], Callable[[np.ndarray], Any], Any]]:
