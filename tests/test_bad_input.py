@@ -69,7 +69,9 @@ identity_op = hetgrad.op1(lambda x: (x, lambda g: g))
 TABLE: list[tuple[str, Callable[[], Any], Any, Any]] = [
     # -- runners ----------------------------------------------------------------------
     ("grad_bp: not a function", lambda: hetgrad.grad_bp(3.0, 1.0), TypeError, "differentiates a function"),
-    ("grad_bp: str argument", lambda: hetgrad.grad_bp(lambda x: x, "a"), TypeError, "nothing to differentiate"),
+    ("grad_bp: str argument", lambda: hetgrad.grad_bp(lambda x: x, "a"), TypeError, "nothing to differentiate (no float leaf); close over it"),
+    ("grad: int argument", lambda: hetgrad.grad(lambda x, n: x * n)(3, 2.0), TypeError, "leave it out of argnums"),
+    ("descend: int parameters", lambda: hetgrad.optim.descend(lambda p: 1.0, 3, 0.1), TypeError, "descend: args[0] (int) has nothing to differentiate (no float leaf); close"),
     ("grad_bp: int argument", lambda: hetgrad.grad_bp(lambda x: x * 2, 3), TypeError, "no float leaf"),
     ("grad_bp: integer array", lambda: hetgrad.grad_bp(np.sum, np.arange(3)), TypeError, "no float leaf"),
     ("grad_bp: set", lambda: hetgrad.grad_bp(lambda x: 0.0, {1.0}), TypeError, "at args[0]: hetgrad does not know"),
@@ -201,7 +203,7 @@ TABLE: list[tuple[str, Callable[[], Any], Any, Any]] = [
     ("linear_schedule: steps str", lambda: optim.linear_schedule(1.0, 0.0, "3"), ValueError, "positive int"),
     # -- checkpoint -------------------------------------------------------------------
     ("save: object leaf", lambda: checkpoint.save(os.path.join(TMP, "a.npz"), {"w": object()}), TypeError, "at value['w']"),
-    ("save: missing folder", lambda: checkpoint.save(os.path.join(TMP, "no", "a.npz"), [1.0]), FileNotFoundError, "No such file"),
+    ("save: missing folder", lambda: checkpoint.save(os.path.join(TMP, "no", "a.npz"), [1.0]), FileNotFoundError, "a.npz: no such folder"),
     ("save/load: empty structure", lambda: (checkpoint.save(os.path.join(TMP, "e.npz"), {}), checkpoint.load(os.path.join(TMP, "e.npz"), like={}))[1], OK, lambda r: r == {}),
     ("load: missing file", lambda: checkpoint.load(os.path.join(TMP, "zz.npz"), like=[1.0]), FileNotFoundError, "zz.npz"),
     ("load: not a checkpoint", lambda: checkpoint.load(_file("t.npz", "hi"), like=[1.0]), checkpoint.CheckpointError, "unreadable checkpoint"),

@@ -101,3 +101,11 @@ def test_order_three() -> None:
 
 def test_nothing_to_check() -> None:
     hetgrad.check_grads(lambda n, s: float(n) * 2.0, 3, "text")  # no float leaf: passes
+
+
+def test_a_structure_holding_one_scalar_is_checked_too() -> None:
+    hetgrad.check_grads(lambda x: {"loss": x**2}, 1.5)
+    hetgrad.check_grads(lambda x: [np.sin(x)], 0.3, order=2)
+    wrong = hetgrad.op1(lambda x: (x * x, lambda g: g * x))  # the gradient is 2 x g
+    with pytest.raises(AssertionError):
+        hetgrad.check_grads(lambda x: {"loss": wrong(x)}, 1.5)

@@ -255,3 +255,18 @@ def test_saving_over_a_file_replaces_it(tmp_path: Path) -> None:
     assert load(path, like={"x": 0.0}) == {"x": 2.0}
     assert os.listdir(tmp_path) == ["m.npz"]
     assert zipfile.is_zipfile(path)
+
+
+def test_a_truncated_file_is_a_checkpoint_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.npz"
+    save(path, {"w": np.arange(3.0)})
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
+        load(broken, like={"w": np.zeros(3)})
+
+
+def test_saving_into_a_missing_folder_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such folder") as info:
+        save(tmp_path / "missing" / "c.npz", {"w": 1.0})
+    assert "c.npz" in str(info.value) and ".tmp" not in str(info.value)

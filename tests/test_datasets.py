@@ -105,6 +105,7 @@ def corrupt(name: str, files: dict[str, bytes]) -> tuple[str, bytes]:
         "trailing bytes": ("train-labels-idx1-ubyte", labels + b"\x00"),
         "label count": ("train-labels-idx1-ubyte", idx_bytes(2049, (5,), labels[8:-1])),
         "label range": ("t10k-labels-idx1-ubyte", idx_bytes(2049, (4,), bytes([1, 2, 10, 3]))),
+        "huge dims": ("train-images-idx3-ubyte", idx_bytes(2051, (2**32 - 1,) * 3, images[16:])),
     }[name]
 
 
@@ -119,6 +120,7 @@ def corrupt(name: str, files: dict[str, bytes]) -> tuple[str, bytes]:
         ("trailing bytes", "trailing bytes"),
         ("label count", "5 labels for 6 images"),
         ("label range", "label 10 out of range"),
+        ("huge dims", f"expected {16 + (2**32 - 1) ** 3} for"),  # (no int64 overflow)
     ],
 )
 @pytest.mark.parametrize("gz", [False, True])

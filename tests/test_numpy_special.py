@@ -292,3 +292,97 @@ def test_second_derivative_of_reductions_in_nested_grad() -> None:
 
     x = np.array([[0.1, 0.5, -0.3], [1.0, 0.2, 0.4]])
     hetgrad.check_grads(f, x, order=3)
+
+
+# -- edge cases found by an audit (each was a wrong value, a NaN or a crash) ---------------
+
+
+def test_transpose_with_negative_axes() -> None:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2, 3))
+    g = hetgrad.grad(lambda v: np.sum(np.transpose(v, (-1, 0, -2)) * w))(x)
+    np.testing.assert_array_equal(g, np.transpose(w, (1, 2, 0)))
+    hetgrad.check_grads(lambda v: np.sum(v.transpose(-1, 0, 1) ** 2 * w), x, order=2)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "symmetric"])
+def test_pad_odd_reflection_raises(mode: str) -> None:
+    with pytest.raises(NotImplementedError, match="reflect_type='odd'"):
+        hetgrad.grad(lambda v: np.sum(np.pad(v, (2, 1), mode=mode, reflect_type="odd")))(
+            np.arange(1.0, 5.0)
+        )
+
+
+def test_lstsq_cuts_small_singular_values_as_numpy_does() -> None:
+    b = np.ones(3)
+    for a, rcond in ((np.array([[1.0, 0.0], [0.0, 1e-5], [0.0, 0.0]]), 1e-3),
+                     (np.array([[1.0, 0.0], [0.0, 8e-16], [0.0, 0.0]]), None)):  # fmt: skip
+        want = np.linalg.lstsq(a, b, rcond=rcond)[0]
+        got, _ = hetgrad.backprop_with(lambda m, r=rcond: np.linalg.lstsq(m, b, rcond=r)[0], a)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (2, 3)], ids=["tall", "wide"])
+@pytest.mark.parametrize("full", [False, True])
+def test_svd_singular_values_of_a_rank_deficient_rectangular_matrix(
+    shape: tuple[int, int], full: bool
+) -> None:
+    """sum(s^2) = |A|_F^2 is smooth: its gradient 2A, also where a singular value is 0."""
+    a = np.zeros(shape)
+    a[0, 0] = 1.0
+    g = hetgrad.grad(lambda m: np.sum(np.linalg.svd(m, full_matrices=full)[1] ** 2))(a)
+    np.testing.assert_allclose(g, 2.0 * a)
+
+
+def test_max_of_a_row_with_nan_gives_other_rows_no_nan() -> None:
+    x = np.array([[1.0, 2.0], [np.nan, 0.0]])
+    np.testing.assert_array_equal(hetgrad.grad(lambda v: np.max(v, axis=1)[0])(x),
+                                  [[0.0, 1.0], [0.0, 0.0]])  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
+def test_mean_where_with_an_empty_group_gives_its_elements_zero() -> None:
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    mask = np.array([[True, True], [False, False]])
+    with np.errstate(invalid="ignore"):
+        g = hetgrad.grad(lambda v: np.mean(v, axis=1, where=mask)[0])(x)
+    np.testing.assert_array_equal(g, [[0.5, 0.5], [0.0, 0.0]])
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom")
+def test_var_with_ddof_equal_to_the_count_is_nan_not_a_crash() -> None:
+    x = np.array([[1.0], [2.0]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = hetgrad.grad(lambda v: np.sum(np.var(v, axis=1, ddof=1)))(x)
+    assert np.all(np.isnan(g))  # as NumPy's value: 0 / 0
+
+
+@pytest.mark.parametrize(
+    "a",
+    [np.array([[1.0, 2.0], [2.0, 4.0]]),
+     np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]),
+     np.zeros((3, 3)),
+     np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.eye(2) + 0.5])],
+    ids=["2x2 rank 1", "3x3 rank 2", "zero", "a stack with one singular"],
+)  # fmt: skip
+def test_det_gradient_at_singular_matrices_is_the_cofactor_matrix(a: np.ndarray) -> None:
+    hetgrad.check_grads(lambda m: np.sum(np.linalg.det(m)), a, order=2)
+    if a.shape == (2, 2):
+        np.testing.assert_array_equal(hetgrad.grad(np.linalg.det)(a), [[4.0, -2.0], [-2.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda v: np.exp(v, where=v > 0), lambda v: np.add(v, 1.0, where=v > 0),
+     lambda v: np.multiply(v, v, dtype=np.float32), lambda v: np.sin(v, casting="unsafe")],
+    ids=["exp where", "add where", "multiply dtype", "sin casting"],
+)  # fmt: skip
+def test_ufunc_keywords_on_bvars_raise(call: Any) -> None:
+    with pytest.raises(NotImplementedError, match=r"numpy\.\w+\(\.\.\., (where|dtype|casting)="):
+        hetgrad.grad(lambda v: np.sum(call(v)))(np.ones(3))
+
+
+@pytest.mark.parametrize("order", ["fro", "nuc"])
+def test_vector_norm_with_a_matrix_order_says_so(order: str) -> None:
+    with pytest.raises(ValueError, match=f"Invalid norm order '{order}' for vectors"):
+        hetgrad.grad(lambda v: np.linalg.norm(v, order))(np.ones(3))

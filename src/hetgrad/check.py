@@ -115,7 +115,7 @@ def _projected(f: Callable[..., Any], point: tuple[Any, ...],
             f"check_grads: f returned {type(out).__name__} {out!r:.60}, which has no float "
             "leaf to check"
         )
-    if len(out_leaves) == 1 and np.ndim(out_leaves[0]) == 0:
+    if len(out_leaves) == 1 and np.ndim(out_leaves[0]) == 0 and out_leaves[0] is out:
         return f
     weights = [_random_like(np.asarray(v, dtype=np.float64), gen) for v in out_leaves]
 

@@ -78,6 +78,8 @@ def _atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     :func:`os.replace`; on an exception it is removed and ``path`` is left as it was.
     """
     dest = Path(path)
+    if not dest.parent.is_dir():
+        raise FileNotFoundError(f"{dest}: no such folder: {dest.parent}")
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as f:
@@ -163,7 +165,7 @@ def load(path: str | os.PathLike[str], *, like: T) -> T:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: unreadable checkpoint ({e})") from e
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise CheckpointError(f"{path}: not an .npz checkpoint")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from pathlib import Path
@@ -172,7 +173,7 @@ def _parse_idx(file: Path, magic: int, ndim: int) -> tuple[tuple[int, ...], np.n
     if found != magic:
         raise DatasetError(f"{file}: bad magic number {found}, expected {magic}")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)  # (Python ints: a huge header cannot overflow)
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise DatasetError(

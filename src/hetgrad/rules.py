@@ -330,7 +330,8 @@ def _mean_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None,
     if where is True:
         return _sum_grad(g, y, a, axis, keepdims=keepdims) / _count(shape, axis)
     mask = np.broadcast_to(primal(where), shape)
-    counts = np.sum(mask, axis=axis, keepdims=True)
+    # A group with nothing selected (its mean is NaN) gives its elements 0, not 0 / 0.
+    counts = np.maximum(np.sum(mask, axis=axis, keepdims=True), 1)
     return _sum_grad(g, y, a, axis, keepdims=keepdims, where=mask) / counts
 
 
@@ -412,7 +413,8 @@ astype = prim(_astype, _astype_grad, name="astype", nondiff=(1,))
 def _transpose_grad(g: Any, y: Any, a: Any, axes: Any = None) -> Any:
     if axes is None:
         return np.transpose(g)
-    return np.transpose(g, np.argsort(axes))
+    n = ndim_of(a)
+    return np.transpose(g, np.argsort([ax % n for ax in axes]))  # (negative axes counted)
 
 
 transpose = prim(np.transpose, _transpose_grad, name="transpose", nondiff=(1,))
@@ -675,11 +677,16 @@ def dispatch_ufunc(ufunc: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) 
     """A NumPy ufunc called with a BVar among its inputs."""
     p = UFUNCS.get(ufunc)
     if p is not None:
-        if not kwargs:
-            if len(inputs) == 1 and type(inputs[0]) is BVar:
-                return unary(p, inputs[0])
-            if len(inputs) == 2:
-                return binary_call(p, inputs[0], inputs[1])
+        if kwargs:  # where=, dtype=, casting=, ...: rules for the plain call only
+            raise NotImplementedError(
+                f"numpy.{ufunc.__name__}(..., {', '.join(f'{k}=' for k in kwargs)}) is not "
+                "differentiable in hetgrad; call it without keywords (for where=, use "
+                "numpy.where on the result)"
+            )
+        if len(inputs) == 1 and type(inputs[0]) is BVar:
+            return unary(p, inputs[0])
+        if len(inputs) == 2:
+            return binary_call(p, inputs[0], inputs[1])
         return apply(p, inputs, kwargs)
     if ufunc in PIECEWISE_CONSTANT_UFUNCS:
         return ufunc(*[primal(x) for x in inputs], **kwargs)

@@ -54,10 +54,10 @@ class _Run:
                 except tree.UnsupportedLeafError as e:
                     raise TypeError(f"{runner}: at {e.path(f'args[{i}]')}: {e.reason}") from None
                 if not leaves and td.num_leaves == 0 and _has_static_leaf(td):
+                    fix = "leave it out of argnums, or " if runner in _WITH_ARGNUMS else ""
                     raise TypeError(
                         f"{runner}: args[{i}] ({type(args[i]).__name__}) has nothing to "
-                        "differentiate (no float leaf); leave it out of argnums, or close "
-                        "over it (lambda x: f(x, n))"
+                        f"differentiate (no float leaf); {fix}close over it (lambda x: f(x, n))"
                     )
                 inputs[i] = view
                 self.watched.append((i, td, leaves))
@@ -106,6 +106,10 @@ class _Run:
             [_finish(v._value, None if gs is None else gs[v._index], returned) for v in leaves]
             for _, _, leaves in self.watched
         ]
+
+
+# The runners that take ``argnums`` (an argument with nothing to differentiate can be left out).
+_WITH_ARGNUMS = frozenset({"grad", "value_and_grad", "jacobian", "hessian"})
 
 
 def _has_static_leaf(td: TreeDef) -> bool:

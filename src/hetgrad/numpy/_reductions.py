@@ -77,9 +77,9 @@ def _extremum_grad(g: Any, y: Any, a: Any, axis: Any = None, out: Any = None,
     if where is not True:
         hit = hit & primal(where)
     count = np.sum(hit, axis=axes_of(axis, len(shape_of(a))), keepdims=True)
-    if initial is not None:  # where the constant ``initial`` won, no element gets anything
-        count = np.maximum(count, 1)
-    return gk * (hit / count)
+    # No hit where the constant ``initial`` won, or where the extremum is NaN: no element
+    # gets anything (and 0 / 1, not 0 / 0, keeps NaN out of the other groups' gradient).
+    return gk * (hit / np.maximum(count, 1))
 
 
 amax = prim(_no_out(np.max), _extremum_grad, name="max", nondiff=(1,))
@@ -99,7 +99,8 @@ def _var_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: 
               ) -> Any:  # fmt: skip
     gk = kept(g, shape_of(a), axis, keepdims)
     ddof = ddof if correction is None else correction
-    return gk * (2.0 / (_count(shape_of(a), axis) - ddof)) * _centred(a, axis)
+    # (A NumPy division: with ddof = n the variance is inf or NaN, and so is its gradient.)
+    return gk * (np.float64(2.0) / (_count(shape_of(a), axis) - ddof)) * _centred(a, axis)
 
 
 def _std_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,

@@ -288,6 +288,11 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
     ``reflect``, ``symmetric`` and ``wrap`` (by padding an array of indices)."""
     if mode == "constant":
         return pad_constant(array, pad_width, **kwargs)
+    if mode in ("reflect", "symmetric") and kwargs.get("reflect_type", "even") != "even":
+        raise NotImplementedError(
+            f"numpy.pad with mode={mode!r}, reflect_type={kwargs['reflect_type']!r} is not "
+            "differentiable in hetgrad (only the even reflection copies elements)"
+        )
     if mode in ("edge", "reflect", "symmetric", "wrap"):
         idx = np.arange(int(np.prod(shape_of(array)))).reshape(shape_of(array))
         return getitem(ravel(array), NP.pad(idx, pad_width, mode=mode, **kwargs))

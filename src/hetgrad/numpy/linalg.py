@@ -111,8 +111,32 @@ def _pinv_grad(g: Any, y: Any, a: Any, *args: Any, **kwargs: Any) -> Any:
 
 inv_p = prim(np.linalg.inv, lambda g, y, a: -(_mT(y) @ g @ _mT(y)), name="inv")
 pinv_p = prim(np.linalg.pinv, _pinv_grad, name="pinv", nondiff=(1, 2))
-det_p = prim(np.linalg.det, lambda g, y, a: _as_matrix_cotangent(g, y) * _mT(np.linalg.inv(a)),
-             name="det")  # fmt: skip
+def _det_grad(g: Any, y: Any, a: Any) -> Any:
+    """``g`` times the cofactor matrix: ``det(a) inv(a)^T``, or from the minors where ``a``
+    is singular (the cofactors are finite there; one singular matrix in a stack is enough)."""
+    try:
+        return _as_matrix_cotangent(g, y) * _mT(np.linalg.inv(a))
+    except np.linalg.LinAlgError:
+        return reshape(g, shape_of(g) + (1, 1)) * _cofactors(a)
+
+
+def _cofactors(a: Any) -> Any:
+    """The cofactor matrix of (each matrix of) ``a``, as signed determinants of its minors:
+    O(n^2) determinants, only taken at singular matrices."""
+    n = shape_of(a)[-1]
+    if n == 1:
+        return a * 0.0 + 1.0
+    rows = []
+    for i in range(n):
+        without_row = a[..., [k for k in range(n) if k != i], :]
+        rows.append(np.stack([
+            (-1.0) ** (i + j) * np.linalg.det(without_row[..., [k for k in range(n) if k != j]])
+            for j in range(n)
+        ], axis=-1))  # fmt: skip
+    return np.stack(rows, axis=-2)
+
+
+det_p = prim(np.linalg.det, _det_grad, name="det")
 slogdet_p = prim(np.linalg.slogdet,
                  lambda g, y, a: reshape(g[1], shape_of(g[1]) + (1, 1)) * _mT(np.linalg.inv(a)),
                  name="slogdet")  # fmt: skip
@@ -133,10 +157,13 @@ solve_p = prim(np.linalg.solve, lambda g, y, a, b: _solve_grads(g, y, a, b)[0],
 
 @lift(np.linalg.lstsq)
 def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
-    """Least squares as ``pinv(a) @ b``; residuals, rank and s as NumPy returns them."""
+    """Least squares as ``pinv(a, rcond) @ b`` (the same cut-off of small singular values);
+    residuals, rank and s as NumPy returns them."""
     _, _, rank, _ = np.linalg.lstsq(primal(a), primal(b), rcond=rcond)
-    x = np.linalg.pinv(a) @ b
     m, n = shape_of(a)
+    if rcond is None or rcond < 0:  # NumPy's default cut-off (and LAPACK's for rcond < 0)
+        rcond = np.finfo(np.result_type(primal(a), primal(b), np.float32)).eps * max(m, n)
+    x = np.linalg.pinv(a, rcond) @ b
     if rank == n and m > n:
         r = a @ x - b
         res = np.sum(r * r, axis=0)
@@ -218,10 +245,12 @@ def _svd_grad(g: Any, y: Any, a: Any, full_matrices: bool = True, compute_uv: bo
     kk = f * (_mT(v) @ gv - _mT(gv) @ v)
     inner = j * s[..., None, :] + gs[..., :, None] * np.eye(k) + s[..., :, None] * kk
     out = u @ inner @ vh
-    if m > k:  # the part of gU outside U's column space
-        out = out + ((gu - u @ (_mT(u) @ gu)) / s[..., None, :]) @ vh
+    # The parts of gU and gV outside U's and V's column spaces, divided by s; 0 where s is
+    # 0 (there U's or V's column is arbitrary, and nothing that reads only s flows back).
+    if m > k:
+        out = out + safe_quotient(gu - u @ (_mT(u) @ gu), s[..., None, :]) @ vh
     if n > k:
-        out = out + u @ ((_mT(gv) - (_mT(gv) @ v) @ vh) / s[..., :, None])
+        out = out + u @ safe_quotient(_mT(gv) - (_mT(gv) @ v) @ vh, s[..., :, None])
     return out
 
 
@@ -328,6 +357,8 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         axis = (int(axis),)
     axis = tuple(int(a) % nd for a in axis)
     if len(axis) == 1:
+        if isinstance(ord, str):
+            raise ValueError(f"Invalid norm order '{ord}' for vectors")
         if ord is None or ord == 2:
             return l2_p(x, axis, keepdims)
         if ord == 1:
