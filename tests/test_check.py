@@ -109,3 +109,22 @@ def test_a_structure_holding_one_scalar_is_checked_too() -> None:
     wrong = hetgrad.op1(lambda x: (x * x, lambda g: g * x))  # the gradient is 2 x g
     with pytest.raises(AssertionError):
         hetgrad.check_grads(lambda x: {"loss": wrong(x)}, 1.5)
+
+
+def test_nothing_checkable_is_an_error_not_a_pass() -> None:
+    class Vec:
+        def __init__(self, a: Any) -> None:
+            self.a = np.asarray(a, dtype=float)
+
+        def __add__(self, other: Vec) -> Vec:
+            return Vec(self.a + other.a)
+
+    hetgrad.register_backprop(
+        Vec, zero=lambda v: Vec(np.zeros_like(v.a)), add=lambda x, y: x + y,
+        one=lambda v: Vec(np.ones_like(v.a)),
+    )  # fmt: skip
+    wrong = hetgrad.op1(lambda v: (float(v.a @ v.a), lambda g: Vec(100.0 * g * v.a)))
+    with pytest.raises(TypeError, match=r"checked nothing: args\[0\] is a value of a registered"):
+        hetgrad.check_grads(wrong, Vec([1.0, 2.0]))
+    hetgrad.check_grads(lambda v, x: x * x, Vec([1.0]), 2.0)  # x is checked: no error
+    hetgrad.check_grads(np.sum, np.ones(0))  # nothing to check, nothing skipped: passes

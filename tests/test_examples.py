@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -105,3 +106,21 @@ def test_target_moons_and_regression() -> None:
     assert moons.main(["--no-progress"])["test_accuracy"] >= 0.99
     m = regression.main(["--no-progress"])
     assert m["final_loss_adam"] < min(m["final_loss_sgd"], m["final_loss_momentum"])
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [(moons, ["--steps", "0"], "--steps: must be at least 1, got 0"),
+     (moons, ["--batch", "0"], "--batch: must be at least 1"),
+     (moons, ["--frame-every", "0"], "--frame-every: must be at least 1"),
+     (mnist, ["--limit", "0"], "--limit: must be at least 1"),
+     (mnist, ["--chunk", "x"], "--chunk: 'x' is not a whole number"),
+     (mnist, ["--batch-size", "-2"], "--batch-size: must be at least 1, got -2"),
+     (regression, ["--epochs", "0"], "--epochs: must be at least 1")],
+)  # fmt: skip
+def test_counts_below_one_are_usage_errors(module: Any, args: list[str], message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        module.main(args)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err

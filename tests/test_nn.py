@@ -246,3 +246,12 @@ def test_hinge_and_mse_values() -> None:
     np.testing.assert_array_equal(hetgrad.grad_bp(lambda s: nn.hinge(s, labels), scores),
                                   [0.0, 1.0, 0.0])  # fmt: skip
     assert nn.mse(np.array([1.0, 2.0]), np.array([0.0, 0.0])) == pytest.approx(2.5)
+
+
+def test_cross_entropy_broadcasts_like_numpy_and_its_gradient_sums_back() -> None:
+    logits = np.array([0.1, 0.5, -0.3])  # one row of logits for two target rows
+    targets = np.eye(3)[[0, 1]]
+    hetgrad.check_grads(lambda z: nn.cross_entropy(z, targets), logits, order=2)
+    hetgrad.check_grads(lambda t: nn.cross_entropy(np.outer([1.0, 2.0], logits), t),
+                        np.array([0.2, 0.3, 0.5]), order=2)  # fmt: skip
+    hetgrad.check_grads(nn.cross_entropy, logits, targets)

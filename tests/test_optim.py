@@ -473,3 +473,12 @@ def test_descend_misuse_raises() -> None:
         descend(3.0, [1.0], 0.1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="descend needs a function returning a real scalar"):
         descend(lambda p: p, np.ones(2), 0.1)
+
+
+def test_adam_on_float16_stays_finite() -> None:
+    opt = adam(0.1)
+    updates, _ = opt.update(np.array([0.0, 1.0], np.float16), opt.init(np.ones(2, np.float16)))
+    assert updates.dtype == np.float16
+    np.testing.assert_allclose(updates, [0.0, -0.1], atol=1e-3)
+    scalar, _ = opt.update(np.float16(0.0), opt.init(np.float16(1.0)))
+    assert type(scalar) is np.float16 and scalar == 0.0

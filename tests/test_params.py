@@ -102,3 +102,21 @@ def test_a_lifted_function_given_a_structure_raises() -> None:
         hetgrad.grad(lambda s: np.sum(hnp.einsum("i,i->i", s, net)))(np.ones(2))
     # Plain lists and tuples stay NumPy's business: an array operand.
     assert hetgrad.grad(lambda x: np.sum(x * [1.0, 2.0]))(np.ones(2)).tolist() == [1.0, 2.0]
+
+
+def test_params_on_a_namedtuple_must_come_first() -> None:
+    from typing import NamedTuple
+
+    class _Pair(NamedTuple):
+        a: float
+        b: float
+
+    class Pair(hetgrad.Params, _Pair):
+        __slots__ = ()
+
+    assert Pair(1.0, 2.0) + Pair(1.0, 2.0) == Pair(2.0, 4.0)
+    assert Pair(1.0, 2.0) * 2.0 == Pair(2.0, 4.0)
+    with pytest.raises(TypeError, match="put hetgrad.Params before the NamedTuple"):
+
+        class Wrong(_Pair, hetgrad.Params):  # tuple's + would concatenate
+            __slots__ = ()

@@ -217,3 +217,17 @@ def test_stop_gradient_and_const() -> None:
         return np.sum(x * s)
 
     np.testing.assert_array_equal(grad_bp(loss, np.array([1.0, 2.0])), [1.0, 2.0])
+
+
+def test_a_bvar_keyword_argument_is_an_error_not_a_lost_gradient() -> None:
+    @hetgrad.primitive
+    def shift(x: Any, a: float = 0.0) -> Any:
+        return x + a
+
+    shift.defvjp(lambda g, ans, x, a=0.0: g)
+    with pytest.raises(TypeError, match="keyword argument a= is a BVar"):
+        grad_bp(lambda x, a: shift(x, a=a), 2.0, 3.0)
+    with pytest.raises(TypeError, match="keyword argument initial= is a BVar"):
+        grad_bp(lambda a, b: np.max(a, initial=b), np.array([1.0, 2.0]), 3.0)
+    # A constant keyword is fine, and stop_gradient makes one.
+    assert grad_bp(lambda x, a: shift(x, a=hetgrad.stop_gradient(a)), 2.0, 3.0) == (1.0, 0.0)

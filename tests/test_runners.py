@@ -388,3 +388,13 @@ def test_gradient_never_aliases_the_callers_cotangent() -> None:
     assert g is not ct and not np.shares_memory(g, ct)
     g += 1.0
     np.testing.assert_array_equal(ct, [1.0, 2.0])
+
+
+def test_aux_may_hold_objects_hetgrad_does_not_know() -> None:
+    marker = object()
+    (value, aux), g = value_and_grad(
+        lambda x: (x * x, {"log": marker, "seen": {1, 2}, "y": 3.0 * x}), has_aux=True
+    )(2.0)
+    assert value == 4.0 and g == 4.0
+    assert aux["log"] is marker and aux["seen"] == {1, 2}
+    assert aux["y"] == 6.0 and type(aux["y"]) is float  # BVars are still unwrapped

@@ -126,3 +126,26 @@ def test_tree_map_several_trees_and_mismatch() -> None:
     assert out["n"] == 3
     with pytest.raises(ValueError, match="different structure"):
         tree_map(lambda x, y: x, a, {"w": np.ones(2)})
+
+
+def test_dict_subclasses_rebuild_right_or_are_refused() -> None:
+    from collections import Counter
+
+    import hetgrad
+
+    assert hetgrad.grad_bp(lambda c: c["a"] ** 2, Counter(a=2.0)) == Counter(a=4.0)
+    assert type(hetgrad.zero(Counter(a=2.0, b=1.0))) is Counter
+
+    class Plain(dict):  # dict's own constructor: rebuilt as Plain(items)
+        pass
+
+    g = hetgrad.grad_bp(lambda c: c["a"] ** 2, Plain(a=2.0))
+    assert type(g) is Plain and g == {"a": 4.0}
+
+    class Config(dict):  # a constructor of its own: hetgrad cannot know how to call it
+        def __init__(self, name: str, **items: float) -> None:
+            super().__init__(**items)
+            self.name = name
+
+    with pytest.raises(TypeError, match="dict subclass with its own constructor"):
+        hetgrad.grad_bp(lambda c: c["a"] ** 2, Config("x", a=2.0))

@@ -450,3 +450,36 @@ def test_fields_named_like_array_methods_are_read_as_fields() -> None:
                 Bounds(2.0, np.array([1.0, 4.0])))
     assert g.min == -3.0
     np.testing.assert_allclose(g.max, [2.0, 9.0])
+
+
+def test_isinstance_and_match_see_the_record_type_inside_a_runner() -> None:
+    """Code that branches on the type takes the same branch under differentiation."""
+
+    @dataclasses.dataclass
+    class Dense:
+        w: float
+
+    @dataclasses.dataclass
+    class Scale:
+        s: float
+
+    def apply(layer: Any, x: float) -> Any:
+        if isinstance(layer, Dense):
+            return layer.w * x
+        return layer.s + x
+
+    def by_match(layer: Any) -> Any:
+        match layer:
+            case Dense(w=w):
+                return w * w
+        return 0.0
+
+    assert hetgrad.grad_bp(lambda layer: apply(layer, 3.0), Dense(2.0)) == Dense(3.0)
+    assert hetgrad.grad_bp(lambda layer: apply(layer, 3.0), Scale(2.0)) == Scale(1.0)
+    assert hetgrad.grad_bp(by_match, Dense(3.0)) == Dense(6.0)
+
+    def kinds(layer: Any) -> Any:
+        assert isinstance(layer, BVar) and type(layer) is not Dense  # still the engine's
+        return layer.w
+
+    grad_bp(kinds, Dense(1.0))

@@ -32,10 +32,12 @@ def check_grads(
 
     Every argument may be any structure hetgrad understands (dataclasses, dicts, lists,
     NamedTuples, arrays, floats); static leaves (ints, strings, static fields) are
-    skipped.  Float leaves are converted to float64.  For each differentiable leaf, the
-    gradient's component along a random direction is compared with the central
-    difference ``(s(x + eps v) - s(x - eps v)) / (2 eps)``, where ``s`` is ``f`` (or, if
-    ``f`` returns an array or a structure, its inner product with fixed random weights).
+    skipped, and so are values of registered types, which it cannot perturb (if nothing
+    else is left to check it raises ``TypeError``).  Float leaves are converted to float64.
+    For each differentiable leaf, the gradient's component along a random direction is
+    compared with the central difference ``(s(x + eps v) - s(x - eps v)) / (2 eps)``,
+    where ``s`` is ``f`` (or, if ``f`` returns an array or a structure, its inner product
+    with fixed random weights).
     A leaf passes when ``|ad - fd| <= atol + rtol * |fd|``.
 
     Args:
@@ -129,6 +131,27 @@ def _projected(f: Callable[..., Any], point: tuple[Any, ...],
     return s
 
 
+def _nothing_checked(opaque: list[str]) -> None:
+    """Raise if values of registered types were all check_grads had: a pass would be
+    false assurance (arguments with no float leaf at all, or only empty arrays, pass)."""
+    if opaque:
+        raise TypeError(
+            f"check_grads checked nothing: {', '.join(opaque)} "
+            f"{'is a value' if len(opaque) == 1 else 'are values'} of a registered type, "
+            "which it cannot perturb; check a function of the floats or arrays inside instead"
+        )
+
+
+def _opaque_paths(point: tuple[Any, ...]) -> list[str]:
+    """The paths of the leaves check_grads cannot perturb (values of registered types)."""
+    out = []
+    for i, a in enumerate(point):
+        leaves, td = flatten(a)
+        paths = tree.leaf_paths(td, f"args[{i}]")
+        out += [path for path, v in zip(paths, leaves) if not _checkable(v)]
+    return out
+
+
 def _differentiable(point: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(i for i, a in enumerate(point) if any(_checkable(v) for v in flatten(a)[0]))
 
@@ -154,16 +177,22 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
                        eps: float, rtol: float, atol: float, what: str) -> None:  # fmt: skip
     nums = _differentiable(point)
     if not nums:
+        _nothing_checked(_opaque_paths(point))
         return
     grads = grad(s, argnums=nums)(*point)
     worst: tuple[float, str, float, float] | None = None
+    checked, opaque = 0, []
     for i, g in zip(nums, grads):
         leaves, td = flatten(point[i])
         gleaves = flatten(g)[0]
         paths = tree.leaf_paths(td, f"args[{i}]")
         for j, (x, gx) in enumerate(zip(leaves, gleaves)):
-            if not _checkable(x) or np.size(x) == 0:
+            if not _checkable(x):
+                opaque.append(paths[j])
                 continue
+            if np.size(x) == 0:
+                continue
+            checked += 1
             v = _random_like(x, gen)
             ad = float(np.sum(np.asarray(gx, dtype=np.float64) * v))
             values = []
@@ -179,6 +208,8 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
                 excess = np.inf if np.isfinite(ad) != np.isfinite(fd) or ad != fd else 0.0
             if excess > 1.0 and (worst is None or excess > worst[0]):
                 worst = (excess, paths[j], ad, fd)
+    if not checked:
+        _nothing_checked(opaque)
     if worst is not None:
         _, path, ad, fd = worst
         raise AssertionError(

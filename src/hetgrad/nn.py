@@ -24,7 +24,7 @@ import numpy as np
 
 from .numpy import logsumexp
 from .numpy._core import apply1
-from .rules import all_finite, output_unread, prim, unread
+from .rules import all_finite, output_unread, prim, unbroadcast, unread
 from .tape import BVar, _escaped, binary_call, primal, record_whole, unary
 from .tree import LEAF_DEF
 
@@ -206,7 +206,7 @@ def _cross_entropy(logits: Any, targets: Any) -> Any:
 
 
 def _ce_logits_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
-    return _scaled_residual(g, softmax(logits), targets)
+    return unbroadcast(_scaled_residual(g, softmax(logits), targets), logits)
 
 
 def _scaled_residual(g: Any, p: Any, targets: Any) -> Any:
@@ -220,7 +220,7 @@ def _scaled_residual(g: Any, p: Any, targets: Any) -> Any:
 
 
 def _ce_targets_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
-    return -g * log_softmax(logits)
+    return unbroadcast(-g * log_softmax(logits), targets)
 
 
 cross_entropy_p = prim(_cross_entropy, _ce_logits_grad, _ce_targets_grad, name="cross_entropy")
@@ -256,7 +256,8 @@ def cross_entropy(logits: Any, targets: Any) -> Any:
     >>> hetgrad.grad_bp(lambda z: nn.cross_entropy(z, np.array([0.0, 1.0])), np.zeros(2))
     array([ 0.5, -0.5])
     """
-    if type(logits) is BVar and type(logits._value) is np.ndarray and type(targets) is np.ndarray:
+    if (type(logits) is BVar and type(logits._value) is np.ndarray
+            and type(targets) is np.ndarray and targets.shape == logits._value.shape):  # fmt: skip
         return _record_cross_entropy(logits, targets)
     return binary_call(cross_entropy_p, logits, targets)
 

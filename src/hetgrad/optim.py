@@ -262,11 +262,20 @@ def adam(
         vscale = 1.0 / (1.0 - b2**t)
         ms = [b1 * m + c1 * g for m, g in zip(moments[:n], gs)]
         vs = [b2 * v + c2 * (g * g) for v, g in zip(moments[n:], gs)]
-        us = [scale * m / ((v * vscale) ** 0.5 + eps) for m, v in zip(ms, vs)]
+        us = [_adam_step(m, v, scale, vscale, eps) for m, v in zip(ms, vs)]
         mu, nu = unflatten(std, ms + vs)
         return unflatten(gtd, us), AdamState(state.step + 1.0, mu, nu)
 
     return GradientTransformation(init, update)
+
+
+def _adam_step(m: Any, v: Any, scale: float, vscale: float, eps: float) -> Any:
+    """``scale * m / (sqrt(v * vscale) + eps)``; float16 leaves are computed in float32 and
+    rounded back (in float16, eps = 1e-8 is 0 and a zero gradient would give 0 / 0)."""
+    if getattr(m, "dtype", None) == np.float16:
+        m32, v32 = np.asarray(m, np.float32), np.asarray(v, np.float32)
+        return _like(m, scale * m32 / ((v32 * vscale) ** 0.5 + eps))
+    return scale * m / ((v * vscale) ** 0.5 + eps)
 
 
 def _like(p: Any, x: Any) -> Any:

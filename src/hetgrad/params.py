@@ -1,8 +1,9 @@
 """Parameter arithmetic: ``net - 0.02 * grad`` for your own parameter types.
 
-:class:`Params` is a mixin for dataclasses (and NamedTuples) of parameters: it adds
-elementwise ``+ - * /`` between two values of the type and between a value and a scalar,
-over the differentiable leaves; static leaves are kept from the left operand.
+:class:`Params` is a mixin for dataclasses (and NamedTuples, listed after it) of
+parameters: it adds elementwise ``+ - * /`` between two values of the type and between a
+value and a scalar, over the differentiable leaves; static leaves are kept from the left
+operand.
 
 >>> import dataclasses, numpy as np, hetgrad
 >>> @dataclasses.dataclass(frozen=True)
@@ -32,9 +33,24 @@ def _is_scalar(x: Any) -> bool:
 
 
 class Params:
-    """Mixin: elementwise arithmetic over a structure's differentiable leaves."""
+    """Mixin: elementwise arithmetic over a structure's differentiable leaves.
+
+    On a NamedTuple, ``Params`` must come first among the bases (``class P(Params, _P)``
+    with ``_P`` the NamedTuple), or tuple's own ``+`` and ``*`` (concatenation,
+    repetition) would win; the other order is refused when the class is defined.
+    """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        if tuple in mro and mro.index(tuple) < mro.index(Params):
+            raise TypeError(
+                f"{cls.__name__}: put hetgrad.Params before the NamedTuple among the bases "
+                f"(class {cls.__name__}(hetgrad.Params, ...)), or tuple's + and * "
+                "(concatenation and repetition) would be used instead of Params'"
+            )
 
     def _combine(self: P, other: Any, op: Callable[[Any, Any], Any], reflected: bool) -> P:
         if type(other) is type(self):

@@ -176,6 +176,22 @@ def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
     )
 
 
+def _aux_values(x: Any) -> Any:
+    """``has_aux``'s ``aux`` with its BVars replaced by their values.  It is never
+    differentiated, so objects hetgrad does not know (a set, a logger) pass as they are."""
+    try:
+        return tree.tree_map(raw_level, x)
+    except tree.UnsupportedLeafError:
+        pass
+    if isinstance(x, BVar):
+        return raw_level(x)
+    if type(x) in (list, tuple):
+        return type(x)(_aux_values(v) for v in x)
+    if type(x) is dict:
+        return {k: _aux_values(v) for k, v in x.items()}
+    return x
+
+
 def _argnums(argnums: int | Sequence[int], n: int, runner: str) -> tuple[int, ...]:
     if isinstance(argnums, int) and not isinstance(argnums, bool):
         nums: tuple[Any, ...] = (argnums,)
@@ -211,7 +227,7 @@ def _value_and_gradients(
             if not isinstance(out, tuple) or len(out) != 2:
                 raise TypeError(f"{runner}(has_aux=True) needs f to return a pair (output, aux)")
             out, aux = out
-            aux = tree.tree_map(raw_level, aux)
+            aux = _aux_values(aux)
         value, seed = _scalar_seed(out, runner)
         seeds = [(out._index, seed)] if isinstance(out, BVar) and out._tape is run.tape else []
         return value, aux, run.gradients(seeds)

@@ -612,6 +612,8 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     Arguments that are BVars of outer tapes are constants here; their values stay BVars,
     so ``prim.fn`` records on the outer tape in turn.
     """
+    if kwargs:
+        check_keywords(prim.name, kwargs)
     tape = find_tape(args)
     if tape is None:
         return prim.fn(*args, **kwargs)
@@ -647,6 +649,18 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         tvals = stored(prim.reads, tvals)
     return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name,
                   prim.reads_output)  # fmt: skip
+
+
+def check_keywords(name: str, kwargs: dict[str, Any]) -> None:
+    """Raise if a keyword argument is a BVar: keywords are never differentiated, and one
+    reaching a primitive's function would be recorded nowhere (a lost gradient)."""
+    for key, value in kwargs.items():
+        if isinstance(value, BVar):
+            raise TypeError(
+                f"{name}: the keyword argument {key}= is a BVar, but keywords are never "
+                f"differentiated; pass it by position if {name} takes it so, or pass "
+                f"hetgrad.stop_gradient({key}) for a constant"
+            )
 
 
 def _kind_name(v: Any) -> str:
@@ -1170,14 +1184,23 @@ def view_class(container: Container) -> type[TreeVar]:
     if cls is None:
         fields = {n: i for n, i in container.attributes.items() if not hasattr(TreeVar, n)}
         cls = TreeVar
-        if fields:
+        if fields or container.record is not None:
             namespace: dict[str, Any] = {"__slots__": ()}
             for name, i in fields.items():
                 namespace[name] = _field(i)
+            if container.record is not None:
+                # isinstance(v, Layer) is True for a BVar of a Layer, as for the Layer your
+                # code gets outside a runner: a branch on the type must not change under
+                # differentiation (and ``case Layer(w=w)`` matches).  type(v) is unchanged.
+                namespace["__class__"] = _record_class(container.record)
             cls = type(f"TreeVar[{container.name}]", (TreeVar,), namespace)
             tree._kinds[cls] = VIEW
         container.view = cls
     return cls
+
+
+def _record_class(record: type) -> property:
+    return property(lambda v: record)
 
 
 def _field(i: int) -> property:

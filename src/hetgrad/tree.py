@@ -25,7 +25,7 @@ import dataclasses
 import enum
 import operator
 import types
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -109,10 +109,11 @@ class Container:
     ``keys(aux)`` names each child (for paths and lenses); ``static`` marks children that
     are static whatever their type (dataclass fields declared static).  ``attributes``
     maps field names to child positions for records (dataclasses, NamedTuples), whose
-    fields are read as attributes; ``view`` is the class of the engine's BVars of it.
+    fields are read as attributes; ``record`` is that record type; ``view`` is the class of
+    the engine's BVars of it.
     """
 
-    __slots__ = ("name", "split", "rebuild", "keys", "static", "attributes", "view")
+    __slots__ = ("name", "split", "rebuild", "keys", "static", "attributes", "record", "view")
 
     def __init__(
         self,
@@ -122,6 +123,7 @@ class Container:
         keys: Callable[[Any], Sequence[Any]],
         static: tuple[bool, ...] | None = None,
         attributes: dict[str, int] | None = None,
+        record: type | None = None,
     ) -> None:
         self.name = name
         self.split = split
@@ -129,6 +131,7 @@ class Container:
         self.keys = keys
         self.static = static
         self.attributes: dict[str, int] = attributes or {}
+        self.record = record
         # The engine's BVar class for views of this container (made on first use).
         self.view: type | None = None
 
@@ -170,6 +173,7 @@ def _namedtuple_container(cls: type) -> Container:
         lambda aux, ch: cls._make(ch),  # type: ignore[attr-defined]
         lambda aux: names,
         attributes={f: i for i, f in enumerate(cls._fields)},  # type: ignore[attr-defined]
+        record=cls,
     )
 
 
@@ -221,7 +225,7 @@ def _dataclass_container(cls: type) -> Container:
         return obj
 
     attributes = {n: i for i, n in enumerate(names)}
-    return Container(cls.__name__, split, rebuild, lambda aux: keys, static, attributes)
+    return Container(cls.__name__, split, rebuild, lambda aux: keys, static, attributes, cls)
 
 
 # --------------------------------------------------------------------------------------
@@ -295,10 +299,15 @@ def _classify(t: type) -> Any:
     if issubclass(t, np.ndarray):
         return ARRAY
     if issubclass(t, dict):
+        # Rebuilt as t(items): right for dict's own constructor, and for Counter given a
+        # mapping (an iterable it would count).  Another constructor may mean anything.
+        rebuild = _rebuild_counter if issubclass(t, Counter) else t
+        if rebuild is t and (t.__init__ is not dict.__init__ or t.__new__ is not dict.__new__):
+            return None
         return Container(
             t.__name__,
             lambda x: (tuple(x), tuple(x.values())),
-            lambda aux, ch: t(zip(aux, ch)),
+            lambda aux, ch: rebuild(dict(zip(aux, ch))),
             lambda aux: aux,
         )
     if issubclass(t, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
@@ -309,8 +318,18 @@ def _classify(t: type) -> Any:
     return None
 
 
+def _rebuild_counter(items: dict[Any, Any]) -> Any:
+    return Counter(items)
+
+
 def unsupported_reason(x: Any) -> str:
     t = type(x)
+    if isinstance(x, dict):
+        return (
+            f"{t.__module__}.{t.__qualname__} is a dict subclass with its own constructor, "
+            "so hetgrad cannot rebuild it with new values; pass dict(x), or make it a "
+            "dataclass"
+        )
     if isinstance(x, (complex, np.complexfloating)) or (
         isinstance(x, np.ndarray) and x.dtype.kind == "c"
     ):

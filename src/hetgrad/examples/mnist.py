@@ -29,6 +29,7 @@ import hetgrad
 from hetgrad import nn
 from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import load_mnist
+from hetgrad.examples import positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +83,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--arch", type=parse_arch, default=[784, 300, 100, 10],
                         help="layer sizes (default 784-300-100-10; the blog's is 784-250-10)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=1, help="samples per gradient step")
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--batch-size", type=positive_int,
+                        default=1, help="samples per gradient step")
     parser.add_argument("--rate", type=float, default=0.02, help="learning rate")
-    parser.add_argument("--chunk", type=int, default=5000, help="report after this many points")
-    parser.add_argument("--limit", type=int, default=None, help="use the first N training images")
+    parser.add_argument("--chunk", type=positive_int,
+                        default=5000, help="report after this many points")
+    parser.add_argument("--limit", type=positive_int,
+                        default=None, help="use the first N training images")
     parser.add_argument("--data", default=None, help="folder of the MNIST files")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for the error-curve PNG")

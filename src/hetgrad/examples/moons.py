@@ -26,6 +26,7 @@ import numpy as np
 import hetgrad
 from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import make_moons
+from hetgrad.examples import positive_int
 
 
 def relu(x: Any) -> Any:
@@ -131,12 +132,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="python -m hetgrad.examples.moons", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--batch", type=int, default=50, help="fresh points per step")
+    parser.add_argument("--steps", type=positive_int, default=150)
+    parser.add_argument("--batch", type=positive_int, default=50, help="fresh points per step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vectorised", action="store_true", help="train the array version")
     parser.add_argument("--out", default=None, help="folder for moons.gif and moons.png")
-    parser.add_argument("--frame-every", type=int, default=5, help="steps between GIF frames")
+    parser.add_argument("--frame-every", type=positive_int,
+                        default=5, help="steps between GIF frames")
     parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 import hetgrad
+from hetgrad.examples import positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,7 @@ def make_task(
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=positive_int, default=5)
     parser.add_argument("--lr", type=float, default=0.1)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)

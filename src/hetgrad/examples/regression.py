@@ -27,6 +27,7 @@ import numpy as np
 import hetgrad
 from hetgrad import optim
 from hetgrad.allocator import keep_freed_memory
+from hetgrad.examples import positive_int
 
 
 def target_function(x: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="python -m hetgrad.examples.regression", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--epochs", type=positive_int, default=1000)
     parser.add_argument("--rate", type=float, default=0.05, help="learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for the PNGs")

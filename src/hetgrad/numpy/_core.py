@@ -14,6 +14,7 @@ from ..tape import (
     Primitive,
     _escaped,
     apply,
+    check_keywords,
     find_tape,
     primal,
     record,
@@ -46,6 +47,8 @@ def apply1(p: Primitive) -> Callable[..., Any]:
     def impl(a: Any, *args: Any, **kwargs: Any) -> Any:
         if args or type(a) is not BVar:
             return apply(p, (a, *args), kwargs)
+        if kwargs:
+            check_keywords(p.name, kwargs)
         tape = a._tape
         if tape.nodes is None:
             raise _escaped(tape)
