@@ -151,3 +151,18 @@ def test_hvp_several_arguments() -> None:
 def test_indexing_and_lens_writes_at_higher_order(f: Any, order: int) -> None:
     """The gradient of indexing is a scatter; at third order it is itself differentiated."""
     hetgrad.check_grads(f, np.array([0.3, -1.2, 2.0]), order=order)
+
+
+def test_an_inner_gradient_keeps_the_leaf_dtype_under_differentiation() -> None:
+    """MAML-style: the step x - 0.1 grad(f)(x) is float32 with or without an outer runner."""
+    x32 = np.array([1.0, 2.0], np.float32)
+
+    def inner(y: Any) -> Any:
+        return np.sum(y * np.float64(2.0)) + np.sum(y * y)  # a float64 constant
+
+    def step(x: Any) -> Any:
+        return x - 0.1 * hetgrad.grad(inner)(x)
+
+    value, _ = hetgrad.backprop_with(step, x32)
+    assert step(x32).dtype == value.dtype == np.float32
+    np.testing.assert_array_equal(value, step(x32))

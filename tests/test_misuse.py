@@ -461,3 +461,14 @@ def test_nan_traps_of_the_peers() -> None:
         # ... but an infinite *derivative* there gives 0 * inf = NaN: use safe_where.
         g_inf = grad_bp(lambda v: np.sum(np.where(v.value <= 0.0, 1.0, np.sqrt(v))), np.zeros(1))
         assert np.isnan(g_inf[0])
+
+
+def test_an_escaped_bvar_locks_nothing() -> None:
+    leaked: list[Any] = []
+    grad_bp(lambda x: (leaked.append(x), np.sum(x * x))[1], np.ones(3))
+    c = np.ones(3)
+    for use in (lambda: leaked[0] * c, lambda: np.maximum(leaked[0], c),
+                lambda: np.einsum("i,i->", leaked[0], c)):  # fmt: skip
+        with pytest.raises(TapeError):
+            use()
+    assert c.flags.writeable

@@ -255,3 +255,8 @@ def test_cross_entropy_broadcasts_like_numpy_and_its_gradient_sums_back() -> Non
     hetgrad.check_grads(lambda t: nn.cross_entropy(np.outer([1.0, 2.0], logits), t),
                         np.array([0.2, 0.3, 0.5]), order=2)  # fmt: skip
     hetgrad.check_grads(nn.cross_entropy, logits, targets)
+
+
+def test_relu_of_nan_is_nan_for_floats_as_for_arrays() -> None:
+    assert np.isnan(nn.relu(float("nan"))) and np.isnan(nn.relu(np.array([np.nan]))[0])
+    assert np.isnan(hetgrad.backprop(nn.relu, float("nan"))[0])

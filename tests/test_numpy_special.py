@@ -386,3 +386,63 @@ def test_ufunc_keywords_on_bvars_raise(call: Any) -> None:
 def test_vector_norm_with_a_matrix_order_says_so(order: str) -> None:
     with pytest.raises(ValueError, match=f"Invalid norm order '{order}' for vectors"):
         hetgrad.grad(lambda v: np.linalg.norm(v, order))(np.ones(3))
+
+
+def test_remainder_and_fmod_divisor_gradient_uses_numpy_quotient() -> None:
+    """1.0 % 0.1 is 0.0999...: the quotient is 9 (floor(1.0 / 0.1) would say 10)."""
+    assert hetgrad.grad_bp(lambda b: np.remainder(1.0, b), 0.1) == -9.0
+    assert hetgrad.grad_bp(lambda b: np.fmod(-1.0, b), 0.1) == 9.0
+    a = np.array([1.0, 2.0, 0.7])
+    np.testing.assert_array_equal(hetgrad.grad_bp(lambda b: np.sum(a % b), np.full(3, 0.1)),
+                                  -np.floor_divide(a, 0.1))  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [3e15, 1e17, 5000.0])
+def test_logaddexp_and_logsumexp_gradients_far_from_zero(size: float) -> None:
+    assert hetgrad.grad_bp(lambda x, y: np.logaddexp(x, y), size, size) == (0.5, 0.5)
+    gx, gy = hetgrad.grad_bp(lambda x, y: np.sum(np.logaddexp2(x, y)),
+                             np.array([size, 1.0]), np.array([size, 2.0]))  # fmt: skip
+    np.testing.assert_allclose(gx + gy, [1.0, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(gx[0], 0.5, rtol=1e-15)
+    np.testing.assert_allclose(hetgrad.grad_bp(hnp.logsumexp, np.array([size, size])), 0.5)
+    h = hetgrad.hessian(lambda v: np.logaddexp(v[0], v[1]))(np.array([size, size]))
+    np.testing.assert_allclose(h, [[0.25, -0.25], [-0.25, 0.25]])
+
+
+@pytest.mark.parametrize(
+    "f",
+    [lambda x: np.sum(x ** np.float64(0)), lambda x: np.sum(x ** np.array([0.0, 2.0])),
+     lambda x: np.sum(np.float_power(x, 0.0)), lambda x: np.sum(np.power(x, np.int64(0)))],
+    ids=["np.float64 0", "array with 0", "float_power 0.0", "np.int64 0"],
+)  # fmt: skip
+def test_power_with_a_zero_exponent_has_a_zero_base_gradient_at_zero(f: Any) -> None:
+    g = hetgrad.grad_bp(f, np.array([0.0, 1.0]))
+    assert g[0] == 0.0 and np.all(np.isfinite(g))
+
+
+def test_numpy_ufuncs_on_python_floats_follow_numpy() -> None:
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        assert hetgrad.backprop(lambda x: np.divide(x, 0.0), 1.0)[0] == np.inf
+        assert hetgrad.backprop(lambda x: np.power(x, 2.0), 1e308)[0] == np.inf
+        assert np.isnan(hetgrad.backprop_with(lambda y: np.power(y, 0.5), -1.0)[0])
+        assert hetgrad.backprop(np.reciprocal, 0.0)[0] == np.inf
+
+
+@pytest.mark.parametrize(
+    ("f", "x"),
+    [(lambda x: x ** 0.5, 0.0), (np.arcsin, 1.0), (np.arccos, -1.0), (np.arccosh, 1.0),
+     (np.arctanh, 1.0)],
+    ids=["sqrt by **", "arcsin", "arccos", "arccosh", "arctanh"],
+)  # fmt: skip
+def test_gradients_at_the_edge_of_the_domain_are_infinite_not_an_error(f: Any, x: float) -> None:
+    with np.errstate(divide="ignore"):
+        g = hetgrad.grad(f)(x)
+        ga = hetgrad.grad(lambda v: np.sum(f(v)))(np.array([x]))
+    assert np.isinf(g) and np.isinf(ga[0]) and np.sign(g) == np.sign(ga[0])
+
+
+def test_result_types_match_numpy() -> None:
+    value, _ = hetgrad.backprop_with(lambda v: np.inner(v, v), np.ones(3))
+    assert type(value) is type(np.inner(np.ones(3), np.ones(3)))
+    value, _ = hetgrad.backprop_with(lambda v: v.astype(np.float16), np.array(1.5))
+    assert type(value) is np.ndarray and value.dtype == np.float16 and value.shape == ()

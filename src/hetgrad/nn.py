@@ -82,7 +82,7 @@ def _exp_limit(dtype: Any) -> float:
 
 def _relu(x: Any) -> Any:
     if type(x) is float:
-        return x if x > 0.0 else 0.0
+        return 0.0 if x <= 0.0 else x  # (NaN stays NaN, as for arrays)
     if isinstance(x, BVar):
         return relu(x)
     return np.maximum(x, 0)

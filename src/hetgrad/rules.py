@@ -142,7 +142,7 @@ def float_fast(math_fn: Callable[[float], float], ufunc: Any) -> Callable[[Any],
         if type(x) is float:
             try:
                 return math_fn(x)
-            except (ValueError, OverflowError):
+            except (ValueError, OverflowError, ZeroDivisionError):
                 return float(ufunc(x))
         return ufunc(x)
 
@@ -175,9 +175,25 @@ def _tie_split(a: Any, b: Any, first: bool) -> Any:
 
 
 def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
+    """``b a^(b - 1)``, and 0 where ``b == 0`` (``a ** 0`` is 1 everywhere; the formula
+    would make ``0 * 0 ** -1 = 0 * inf`` at ``a = 0``)."""
     if type(b) in (int, float) and b == 0:
         return unbroadcast(g * 0.0, a)
-    return unbroadcast(g * b * a ** (b - 1), a)
+    pb = primal(b)
+    if type(pb) not in (int, float) and np.any(pb == 0):
+        zero = pb == 0
+        b1 = np.where(zero, 1.0, b)
+        return unbroadcast(g * np.where(zero, 0.0, b1 * _pow(a, b1 - 1)), a)
+    return unbroadcast(g * b * _pow(a, b - 1), a)
+
+
+def _pow(a: Any, e: Any) -> Any:
+    """``a ** e``, with NumPy's inf or nan where Python floats would raise (``0.0 ** -0.5``)
+    or turn complex (``(-1.0) ** 0.5``)."""
+    if type(a) is float and type(e) in (int, float) and (a == 0.0 and e < 0 or a < 0.0):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.power(a, float(e)))
+    return a ** e
 
 
 def _log_where_positive(a: Any) -> Any:
@@ -201,9 +217,14 @@ subtract = prim(operator.sub, lambda g, y, a, b: unbroadcast(g, a),
                 lambda g, y, a, b: unbroadcast(-g, b), name="subtract")  # fmt: skip
 multiply = prim(operator.mul, lambda g, y, a, b: unbroadcast(g * b, a),
                 lambda g, y, a, b: unbroadcast(g * a, b), name="multiply")  # fmt: skip
-divide = prim(operator.truediv, lambda g, y, a, b: unbroadcast(safe_divide(g, b), a),
-              lambda g, y, a, b: unbroadcast(-safe_divide(g * y, b), b), name="divide")  # fmt: skip
+_divide_rules = (lambda g, y, a, b: unbroadcast(safe_divide(g, b), a),
+                 lambda g, y, a, b: unbroadcast(-safe_divide(g * y, b), b))  # fmt: skip
+divide = prim(operator.truediv, *_divide_rules, name="divide")
 power = prim(operator.pow, _pow_base, _pow_exponent, name="power")
+# numpy.divide and numpy.power themselves: on Python floats they give NumPy's inf and nan
+# where the operators (Python's semantics, as your / and ** on floats) raise.
+np_divide = prim(np.divide, *_divide_rules, name="divide")
+np_power = prim(np.power, _pow_base, _pow_exponent, name="power")
 on_floats(add, lambda g, y, a, b: g, lambda g, y, a, b: g)
 on_floats(subtract, lambda g, y, a, b: g, lambda g, y, a, b: -g)
 on_floats(multiply, lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
@@ -397,7 +418,7 @@ def _astype(a: Any, dtype: Any) -> Any:
     if isinstance(a, BVar):  # a BVar of an outer tape: record the cast there
         return a.astype(dtype)
     out = np.asarray(a).astype(dtype)
-    return out if out.ndim else out[()]
+    return out if out.ndim or type(a) is np.ndarray else out[()]  # (0-d stays 0-d, as NumPy)
 
 
 def _astype_grad(g: Any, y: Any, a: Any, dtype: Any) -> Any:
@@ -465,7 +486,7 @@ def float_fast2(math_fn: Callable[[float, float], float], ufunc: Any) -> Callabl
         if type(a) is float and type(b) is float:
             try:
                 return math_fn(a, b)
-            except (ValueError, OverflowError):
+            except (ValueError, OverflowError, ZeroDivisionError):
                 return float(ufunc(a, b))
         return ufunc(a, b)
 
@@ -509,26 +530,27 @@ def _fmax_split(a: Any, b: Any, first: bool) -> Any:
     return (win | np.isnan(pb)) * ~np.isnan(pa) + 0.5 * (pa == pb)
 
 
-def _logaddexp_weight(x: Any, other: Any, y: Any, base_exp: Callable[[Any], Any]) -> Any:
-    """``base_exp(x - y)``: the share of ``x`` in ``y = logaddexp(x, other)``.
+# |y| <= 4096 everywhere (a sum of squares <= 4096 ** 2): then exp(x - y) is accurate to
+# ~1e-12, though y = logaddexp(...) is rounded; beyond, x - y loses the ulp of y.
+EXACT_SHIFT_SQUARES = 4096.0**2
 
-    Where ``x`` is infinite and equal to ``y`` the formula is undefined; the limit is 1 if
-    ``other`` is smaller, and the operands share it (1/2 each) if they are equal.
+
+def _logaddexp_weight(x: Any, other: Any, y: Any, base_exp: Callable[[Any], Any],
+                      base_logaddexp: Any) -> Any:  # fmt: skip
+    """The share of ``x`` in ``y = logaddexp(x, other)``: ``base_exp(x - y)``.
+
+    For small ``|y|`` that formula; otherwise ``1 / (1 + base^(other - x))``, computed
+    stably, which needs no rounded ``y``.  Where ``x`` and ``other`` are the same infinity
+    it is undefined; the limit is 1/2 (they share it).
     """
     py = primal(y)
-    if type(py) is float:
-        if py - py == 0.0:
-            return base_exp(x - y)
-        px = primal(x)
-        return (0.5 if primal(other) == px else 1.0) if px == py else 0.0
-    if all_finite(py):
+    if type(py) is float and -4096.0 <= py <= 4096.0:
         return base_exp(x - y)
-    with np.errstate(invalid="ignore"):
-        d = x - y
+    with np.errstate(invalid="ignore"):  # (the same infinities: NaN, replaced below)
+        w = base_exp(-base_logaddexp(0.0, other - x))
     px = primal(x)
-    undefined = np.isnan(primal(d)) & (px == py)
-    limit = np.where(primal(other) == px, 0.5, 1.0)
-    return np.where(undefined, limit, base_exp(np.where(undefined, 0.0, d)))
+    same_infinity = (px == primal(other)) & np.isinf(px)
+    return np.where(same_infinity, 0.5, w) if np.any(same_infinity) else w
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -538,6 +560,10 @@ def all_finite(a: np.ndarray) -> bool:
 
 
 def _fp_base(g: Any, y: Any, a: Any, b: Any) -> Any:
+    zero = primal(b) == 0  # 0 there, as in _pow_base
+    if np.any(zero):
+        b1 = np.where(zero, 1.0, b)
+        return unbroadcast(g * np.where(zero, 0.0, b1 * np.float_power(a, b1 - 1.0)), a)
     return unbroadcast(g * b * np.float_power(a, b - 1.0), a)
 
 
@@ -561,14 +587,15 @@ arctan2_ = float_fast2(math.atan2, np.arctan2)
 hypot_ = float_fast2(math.hypot, np.hypot)
 
 tan = prim(tan_, lambda g, y, a: g * (1.0 + y * y), name="tan")
-arcsin = prim(arcsin_, lambda g, y, a: g / sqrt_(1.0 - a * a), name="arcsin")
-arccos = prim(arccos_, lambda g, y, a: -g / sqrt_(1.0 - a * a), name="arccos")
+# (safe_divide: at the domain's edge a Python float divides by 0.0, and gets NumPy's inf.)
+arcsin = prim(arcsin_, lambda g, y, a: safe_divide(g, sqrt_(1.0 - a * a)), name="arcsin")
+arccos = prim(arccos_, lambda g, y, a: safe_divide(-g, sqrt_(1.0 - a * a)), name="arccos")
 arctan = prim(arctan_, lambda g, y, a: g / (1.0 + a * a), name="arctan")
 sinh = prim(sinh_, lambda g, y, a: g * cosh_(a), name="sinh")
 cosh = prim(cosh_, lambda g, y, a: g * sinh_(a), name="cosh")
 arcsinh = prim(arcsinh_, lambda g, y, a: g / sqrt_(a * a + 1.0), name="arcsinh")
-arccosh = prim(arccosh_, lambda g, y, a: g / sqrt_(a * a - 1.0), name="arccosh")
-arctanh = prim(arctanh_, lambda g, y, a: g / (1.0 - a * a), name="arctanh")
+arccosh = prim(arccosh_, lambda g, y, a: safe_divide(g, sqrt_(a * a - 1.0)), name="arccosh")
+arctanh = prim(arctanh_, lambda g, y, a: safe_divide(g, 1.0 - a * a), name="arctanh")
 exp2 = prim(exp2_, lambda g, y, a: g * y * LN2, name="exp2")
 expm1 = prim(expm1_, lambda g, y, a: g * (y + 1.0), name="expm1")
 log2 = prim(log2_, lambda g, y, a: safe_divide(g, a * LN2), name="log2")
@@ -579,8 +606,8 @@ reciprocal = prim(reciprocal_, lambda g, y, a: -g * y * y, name="reciprocal")
 float_power = prim(np.float_power, _fp_base,
                    lambda g, y, a, b: unbroadcast(g * y * _log_where_positive(a), b),
                    name="float_power")  # fmt: skip
-arctan2 = prim(arctan2_, lambda g, y, a, b: unbroadcast(g * b / (a * a + b * b), a),
-               lambda g, y, a, b: unbroadcast(-g * a / (a * a + b * b), b),
+arctan2 = prim(arctan2_, lambda g, y, a, b: unbroadcast(safe_divide(g * b, a * a + b * b), a),
+               lambda g, y, a, b: unbroadcast(safe_divide(-g * a, a * a + b * b), b),
                name="arctan2")  # fmt: skip
 hypot = prim(hypot_, lambda g, y, a, b: unbroadcast(g * safe_quotient(a, y), a),
              lambda g, y, a, b: unbroadcast(g * safe_quotient(b, y), b), name="hypot")  # fmt: skip
@@ -592,21 +619,22 @@ fmin = prim(np.fmin, lambda g, y, a, b: unbroadcast(g * _fmax_split(a, b, False)
             name="fmin")  # fmt: skip
 
 
-def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any]) -> Callable[..., Any]:
+def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any],
+                    base_logaddexp: Any) -> Callable[..., Any]:  # fmt: skip
     """The rule for operand ``k`` of ``logaddexp`` (``ufunc``) or ``logaddexp2``.
 
-    Plain arrays of the output's shape with a finite output (nearly every call) take a
-    short path, the textbook ``g * exp(x - y)``: half the cost of the general one.
+    Plain arrays whose output is finite and at most 4096 in size (nearly every call) take
+    a short path, the textbook ``g * exp(x - y)``: half the cost of the general one.  The
+    guard, one ``vdot``, is what keeps the gradient right at infinities and large values.
     """
 
     def general(g: Any, y: Any, x: Any, other: Any) -> Any:
-        # (all_finite inlined: this is the whole rule's cost on small arrays)
-        if type(y) is np.ndarray and type(x) is np.ndarray and isfinite(vdot(y, y)):
+        if type(y) is np.ndarray and type(x) is np.ndarray and vdot(y, y) <= EXACT_SHIFT_SQUARES:
             gx = g * ufunc(x - y)
             return gx if gx.shape == x.shape else unbroadcast(gx, x)
-        return unbroadcast(g * _logaddexp_weight(x, other, y, base_exp), x)
+        return unbroadcast(g * _logaddexp_weight(x, other, y, base_exp, base_logaddexp), x)
 
-    isfinite, vdot = math.isfinite, np.vdot
+    vdot = np.vdot
 
     if k == 0:
         return general
@@ -614,16 +642,22 @@ def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any]) -> Calla
 
 
 # x mod c = x - c * floor(x / c) (fmod: trunc); the quotient is piecewise constant.
+def _quotient(y: Any, a: Any, b: Any) -> Any:
+    """The integer ``q`` of ``y = a - q b`` as NumPy's own ``y`` has it: ``floor(a / b)``
+    can round to the next integer (``1.0 % 0.1`` is ``0.0999...``, with q = 9, not 10)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.round(np.divide(np.subtract(primal(a), primal(y)), primal(b)))
+
+
 remainder = prim(np.remainder, lambda g, y, a, b: unbroadcast(g, a),
-                 lambda g, y, a, b: unbroadcast(-g * np.floor(primal(a) / primal(b)), b),
+                 lambda g, y, a, b: unbroadcast(-g * _quotient(y, a, b), b),
                  name="remainder")  # fmt: skip
 fmod = prim(np.fmod, lambda g, y, a, b: unbroadcast(g, a),
-            lambda g, y, a, b: unbroadcast(-g * np.trunc(primal(a) / primal(b)), b),
-            name="fmod")  # fmt: skip
-logaddexp = prim(np.logaddexp, _logaddexp_grad(0, np.exp, exp_),
-                 _logaddexp_grad(1, np.exp, exp_), name="logaddexp")  # fmt: skip
-logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_),
-                  _logaddexp_grad(1, np.exp2, exp2_), name="logaddexp2")  # fmt: skip
+            lambda g, y, a, b: unbroadcast(-g * _quotient(y, a, b), b), name="fmod")  # fmt: skip
+logaddexp = prim(np.logaddexp, _logaddexp_grad(0, np.exp, exp_, np.logaddexp),
+                 _logaddexp_grad(1, np.exp, exp_, np.logaddexp), name="logaddexp")  # fmt: skip
+logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_, np.logaddexp2),
+                  _logaddexp_grad(1, np.exp2, exp2_, np.logaddexp2), name="logaddexp2")  # fmt: skip
 
 
 # Rules that read no input values (only shapes, or the output): the tape keeps ShapeOf.
@@ -635,7 +669,7 @@ for _p in (negative, exp, tanh, sqrt, sum_, mean, reshape, broadcast_to, expand_
 # Rules that do not read the output.
 output_unread(add, subtract, multiply, negative, absolute, square, log, sin, cos, maximum,
               minimum, matmul, outer, sum_, mean, reshape, broadcast_to, expand_dims,
-              swapaxes, transpose, where, getitem, remainder, fmod, astype)  # fmt: skip
+              swapaxes, transpose, where, getitem, astype)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
@@ -643,8 +677,8 @@ output_unread(add, subtract, multiply, negative, absolute, square, log, sin, cos
 # --------------------------------------------------------------------------------------
 
 UFUNCS.update({
-    np.add: add, np.subtract: subtract, np.multiply: multiply, np.divide: divide,
-    np.true_divide: divide, np.power: power, np.negative: negative, np.absolute: absolute,
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.divide: np_divide,
+    np.true_divide: np_divide, np.power: np_power, np.negative: negative, np.absolute: absolute,
     np.square: square, np.exp: exp, np.log: log, np.sin: sin, np.cos: cos, np.tanh: tanh,
     np.sqrt: sqrt, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
     np.tan: tan, np.arcsin: arcsin, np.arccos: arccos, np.arctan: arctan, np.sinh: sinh,

@@ -131,7 +131,7 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     if g is None:
         return zero(x)
     if isinstance(g, BVar) or isinstance(x, BVar):
-        return g  # a gradient being differentiated by an outer runner
+        return _recorded_cast(x, g)  # a gradient being differentiated by an outer runner
     if t is float:
         return g if type(g) is float else float(g)
     if t is np.ndarray:
@@ -146,6 +146,16 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     if instance_for(t) is not None:
         return g
     return t(g)  # NumPy float scalars
+
+
+def _recorded_cast(x: Any, g: Any) -> Any:
+    """``g`` cast to the dtype of the leaf ``x``, where one of them is a BVar of an outer
+    runner (a BVar ``g`` is cast on that tape): a float32 leaf's gradient stays float32
+    under differentiation, as it is without."""
+    want = np.dtype(np.float64 if type(primal(x)) is float else np.result_type(primal(x)))
+    if np.result_type(primal(g)) != want:
+        return g.astype(want) if hasattr(g, "astype") else want.type(g)
+    return g
 
 
 def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:

@@ -519,7 +519,9 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     """
     tb = type(b)
     reads = prim.reads
-    # A constant array is locked only if the rules read it (add and subtract need shapes).
+    # A constant array is locked only if the rules read it (add and subtract need shapes),
+    # and only once the tape is known to be recording.
+    constant = None
     if type(a) is BVar:
         tape = a._tape
         av = a._value
@@ -532,7 +534,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
             bv = b
             parents = (a._index, None)
             if tb is np.ndarray and (reads is None or reads[1]) and id(b) not in tape.seen:
-                tape.lock(b)
+                constant = b
         else:
             return NotImplemented if is_structure_operand(b) else apply(prim, (a, b), {})
     elif tb is BVar and type(a) in _CONSTANT_TYPES:
@@ -541,7 +543,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         bv = b._value
         parents = (None, b._index)
         if type(a) is np.ndarray and (reads is None or reads[0]) and id(a) not in tape.seen:
-            tape.lock(a)
+            constant = a
     elif is_structure_operand(a) or is_structure_operand(b):
         return NotImplemented  # (for an operator: Python then asks the structure)
     else:
@@ -549,6 +551,8 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     nodes = tape.nodes
     if nodes is None:
         raise _escaped(tape)
+    if constant is not None:
+        tape.lock(constant)
     y = prim.fn(av, bv)
     # A float result means both operands were Python numbers: no broadcasting to undo.
     if type(y) is float:

@@ -75,7 +75,8 @@ def vdot(a: Any, b: Any) -> Any:
 def inner(a: Any, b: Any) -> Any:
     if ndim_of(a) == 0 or ndim_of(b) == 0:
         return multiply(a, b)
-    return tensordot(a, b, axes=([-1], [-1]))
+    out = tensordot(a, b, axes=([-1], [-1]))
+    return out[()] if ndim_of(a) == ndim_of(b) == 1 else out  # a scalar, as NumPy gives
 
 
 @lift(np.kron)

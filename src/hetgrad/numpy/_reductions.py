@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import rules
-from ..rules import _no_out, all_finite, mean, prim, safe_quotient, sum_
+from ..rules import EXACT_SHIFT_SQUARES, _no_out, all_finite, mean, prim, safe_quotient, sum_
 from ..tape import BVar, primal
 from ._core import apply1, axes_of, kept, lift, shape_of
 from ._shape import concatenate as _concat
@@ -171,12 +171,18 @@ def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 def _logsumexp_grad(g: Any, y: Any, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     gk, yk = _kept_args(g, y, a, axis, keepdims)
     py = primal(yk)
-    # Every value finite (one vdot), or at least no row of all -inf: the plain formula.
-    if (type(py) is np.ndarray and all_finite(py)) or not np.any(np.isneginf(py)):
+    # Every |y| <= 4096 (one vdot): exp(a - y) is accurate, though y is rounded.
+    if type(py) is np.ndarray and np.vdot(py, py) <= EXACT_SHIFT_SQUARES:
         return gk * np.exp(a - yk)
-    empty = np.isneginf(py)  # every input -inf: the limit along x = c * ones
-    n = _count(shape_of(a), axis)
-    return gk * np.where(empty, 1.0 / n, np.exp(a - np.where(empty, 0.0, yk)))
+    # Otherwise the softmax of a shifted by its (constant) maximum, which needs no y.
+    m = np.max(primal(a), axis=axis, keepdims=True)
+    e = np.exp(a - np.where(np.isfinite(m), m, 0.0))
+    s = np.sum(e, axis=axis, keepdims=True)
+    empty = primal(s) == 0  # every input -inf: the limit along x = c * ones, 1/n each
+    if np.any(empty):
+        n = _count(shape_of(a), axis)
+        return gk * np.where(empty, 1.0 / n, e / np.where(empty, 1.0, s))
+    return gk * (e / s)
 
 
 logsumexp_p = prim(_logsumexp, _logsumexp_grad, name="logsumexp", nondiff=(1,))
