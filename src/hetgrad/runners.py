@@ -152,8 +152,12 @@ def _recorded_cast(x: Any, g: Any) -> Any:
     """``g`` cast to the dtype of the leaf ``x``, where one of them is a BVar of an outer
     runner (a BVar ``g`` is cast on that tape): a float32 leaf's gradient stays float32
     under differentiation, as it is without."""
-    want = np.dtype(np.float64 if type(primal(x)) is float else np.result_type(primal(x)))
-    if np.result_type(primal(g)) != want:
+    px, pg = primal(x), primal(g)
+    numeric = (float, np.ndarray, np.floating)
+    if not isinstance(px, numeric) or not isinstance(pg, numeric):
+        return g  # a registered type's gradient: its own business
+    want = np.dtype(np.float64) if type(px) is float else np.result_type(px)
+    if np.result_type(pg) != want:
         return g.astype(want) if hasattr(g, "astype") else want.type(g)
     return g
 
