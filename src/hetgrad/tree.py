@@ -299,15 +299,14 @@ def _classify(t: type) -> Any:
     if issubclass(t, np.ndarray):
         return ARRAY
     if issubclass(t, dict):
-        # Rebuilt as t(items): right for dict's own constructor, and for Counter given a
-        # mapping (an iterable it would count).  Another constructor may mean anything.
-        rebuild = _rebuild_counter if issubclass(t, Counter) else t
-        if rebuild is t and (t.__init__ is not dict.__init__ or t.__new__ is not dict.__new__):
+        # Rebuilt as t(mapping): right for dict's own constructor, and for Counter (given
+        # a mapping, not an iterable it would count).  Another constructor may mean anything.
+        if t is not Counter and (t.__init__ is not dict.__init__ or t.__new__ is not dict.__new__):
             return None
         return Container(
             t.__name__,
             lambda x: (tuple(x), tuple(x.values())),
-            lambda aux, ch: rebuild(dict(zip(aux, ch))),
+            lambda aux, ch: t(dict(zip(aux, ch))),
             lambda aux: aux,
         )
     if issubclass(t, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
@@ -316,10 +315,6 @@ def _classify(t: type) -> Any:
         # Instances of callable classes (functools.partial, a user's activation object).
         return STATIC
     return None
-
-
-def _rebuild_counter(items: dict[Any, Any]) -> Any:
-    return Counter(items)
 
 
 def unsupported_reason(x: Any) -> str:
