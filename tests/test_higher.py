@@ -166,3 +166,24 @@ def test_an_inner_gradient_keeps_the_leaf_dtype_under_differentiation() -> None:
     value, _ = hetgrad.backprop_with(step, x32)
     assert step(x32).dtype == value.dtype == np.float32
     np.testing.assert_array_equal(value, step(x32))
+
+
+@pytest.mark.parametrize(
+    "f", [lambda x: x > 0, lambda x: np.argmax(x)], ids=["bool array", "argmax"]
+)
+def test_an_output_with_nothing_to_differentiate_is_an_error(f: Any) -> None:
+    x = np.array([1.0, -2.0])
+    with pytest.raises(TypeError, match="jacobian: the output .* no float leaf"):
+        jacobian(f)(x)
+    with pytest.raises(TypeError, match="jvp: the output .* no float leaf"):
+        jvp(f, (x,), (x,))
+    # Static parts of a structured output still pass through, as in gradients.
+    _, tangent = jvp(lambda x: (2.0 * x, f(x)), (x,), (x,))
+    np.testing.assert_array_equal(tangent[0], 2.0 * x)
+
+
+def test_a_cotangent_of_the_wrong_kind_names_the_fix() -> None:
+    _, pullback = hetgrad.vjp(lambda x: 2.0 * x, 1.0)
+    with pytest.raises(TypeError, match="1.0, not 1"):
+        pullback(1)
+    assert pullback(1.0) == 2.0

@@ -482,3 +482,35 @@ def test_adam_on_float16_stays_finite() -> None:
     np.testing.assert_allclose(updates, [0.0, -0.1], atol=1e-3)
     scalar, _ = opt.update(np.float16(0.0), opt.init(np.float16(1.0)))
     assert type(scalar) is np.float16 and scalar == 0.0
+
+
+def test_a_step_on_plain_parameters_is_differentiable_in_its_data() -> None:
+    # The meta-learning pattern: the parameters are constants, the data is differentiated.
+    p0 = np.array([1.0, 2.0], dtype=np.float32)
+    loss = lambda p, t: np.sum((p - t) ** 2)
+
+    def by_descend(t: Any) -> Any:
+        return np.sum(descend(loss, p0, 0.1, t)[1] ** 2)
+
+    def by_sgd(t: Any) -> Any:
+        updates, _ = sgd(0.1).update(hetgrad.grad(loss)(p0, t), SgdState(0.0))
+        new = apply_updates(p0, updates)
+        assert new.dtype == np.float32  # the parameters' dtype, cast on the tape
+        return np.sum(new**2)
+
+    t = np.array([0.5, -1.0])
+    # p1 = 0.8 p0 + 0.2 t, so d/dt sum(p1^2) = 0.4 p1
+    expected = 0.4 * (0.8 * p0.astype(float) + 0.2 * t)
+    for f in (by_descend, by_sgd):
+        np.testing.assert_allclose(hetgrad.grad(f)(t), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: momentum(0.1, 0.9), lambda: adam(0.1)])
+def test_update_refuses_gradients_of_another_structure(make: Callable[[], Any]) -> None:
+    opt = make()
+    state = opt.init({"a": 1.0, "b": 2.0})
+    for grads in ({"x": 5.0, "y": 0.0}, {"b": 5.0, "a": 0.0}):
+        with pytest.raises(ValueError, match="structure"):
+            opt.update(grads, state)
+    updates, _ = opt.update({"a": 5.0, "b": 0.0}, state)
+    assert list(updates) == ["a", "b"] and updates["a"] < 0.0

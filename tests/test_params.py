@@ -96,7 +96,7 @@ def test_a_lifted_function_given_a_structure_raises() -> None:
     import hetgrad.numpy as hnp
 
     net = Net(np.array([1.0, 2.0]), 3.0)
-    with pytest.raises(TypeError, match="NotImplemented"):
+    with pytest.raises(TypeError, match="Net"):
         hetgrad.grad(lambda s: _total(hnp.multiply(s, net)))(2.0)
     with pytest.raises(TypeError, match="structure"):
         hetgrad.grad(lambda s: np.sum(hnp.einsum("i,i->i", s, net)))(np.ones(2))
@@ -120,3 +120,22 @@ def test_params_on_a_namedtuple_must_come_first() -> None:
 
         class Wrong(_Pair, hetgrad.Params):  # tuple's + would concatenate
             __slots__ = ()
+
+
+def test_an_array_operand_is_refused_not_broadcast_into_every_leaf() -> None:
+    net = Net(np.ones((2, 2), np.float32), 1.0)
+    for combine in (lambda: net * np.array([2.0, 3.0]), lambda: np.array([2.0, 3.0]) * net):
+        with pytest.raises(TypeError, match="shape \\(2,\\)"):
+            combine()
+    scaled = net * np.array(2.0)  # a 0-d array is a number
+    assert scaled.b == 2.0 and type(scaled.b) is float
+
+
+def test_numpy_scalars_combine_alike_on_either_side() -> None:
+    net = Net(np.ones(2, np.float32), 1.0)
+    for scaled in (net * np.float64(2.0), np.float64(2.0) * net):
+        # NumPy's promotion (float32 array times a float64 scalar is float64), and a
+        # Python float leaf stays a Python float.
+        assert scaled.w.dtype == np.float64 and type(scaled.b) is float and scaled.b == 2.0
+    for scaled in (net * 2.0, 2.0 * net, net * np.float32(2.0), np.float32(2.0) * net):
+        assert scaled.w.dtype == np.float32

@@ -398,3 +398,27 @@ def test_aux_may_hold_objects_hetgrad_does_not_know() -> None:
     assert value == 4.0 and g == 4.0
     assert aux["log"] is marker and aux["seen"] == {1, 2}
     assert aux["y"] == 6.0 and type(aux["y"]) is float  # BVars are still unwrapped
+
+
+# -- values an inner runner hands back that depend on an outer runner's variables --------
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        lambda x: value_and_grad(lambda y: x * x)(1.0)[0],
+        lambda x: backprop(lambda y: x * x, 1.0)[0],
+        lambda x: backprop_with(lambda y: (y, x * x), 1.0)[0][1],
+        lambda x: hetgrad.jvp(lambda y: x * x, (1.0,), (1.0,))[0],
+        lambda x: grad(lambda y: (y * y, x * x), has_aux=True)(1.0)[1],
+        lambda x: grad(lambda y: (y * y, {"sq": x * x}), has_aux=True)(1.0)[1]["sq"],
+        lambda x: hetgrad.optim.descend(lambda p: x * x, 1.0, 0.1)[0],
+    ],
+    ids=["value_and_grad", "backprop", "backprop_with", "jvp", "aux", "aux dict", "descend"],
+)
+def test_an_inner_value_of_outer_variables_keeps_their_derivative(inner: object) -> None:
+    # x * x is computed from the outer variable alone: it is a BVar of the outer runner,
+    # which the inner runner must hand back as it is (it used to strip it to 9.0, and the
+    # outer derivative came out 0).
+    assert grad(inner)(3.0) == 6.0  # type: ignore[arg-type]
+    hetgrad.check_grads(inner, 3.0)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import tree
 from .protocol import zero
-from .runners import _argnums, _callable, backprop_with, grad, grad_bp
+from .runners import _argnums, _callable, _has_static_leaf, backprop_with, grad, grad_bp
 from .tape import primal
 from .tree import flatten, unflatten
 
@@ -66,6 +66,16 @@ def _one_hot_cotangents(out_leaves: list[Any], which: int) -> list[Any]:
     return rows
 
 
+def _check_differentiable_output(name: str, leaves: list[Any], td: Any, y: Any) -> None:
+    """An output with static leaves and no float leaf (``x > 0``, ``argmax``) has no
+    derivative: say so, rather than hand its value back as one."""
+    if not leaves and _has_static_leaf(td):
+        raise TypeError(
+            f"{name}: the output ({type(y).__name__}) has no float leaf to differentiate "
+            "(booleans, integers and strings are constants); return a float value"
+        )
+
+
 def _stack_block(rows: list[Any], out_shape: tuple[int, ...]) -> Any:
     """Rows of input-shaped gradients -> one array of shape out_shape + in_shape."""
     if out_shape == ():
@@ -96,6 +106,7 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
         g = _partial(f, args, nums, kwargs)
         y, pullback = backprop_with(g, *[args[i] for i in nums])
         out_leaves, out_def = flatten(y)
+        _check_differentiable_output("jacobian", out_leaves, out_def, y)
         blocks = []
         for j, leaf in enumerate(out_leaves):
             # One reverse pass per element of this output leaf: the rows of its block.
@@ -220,6 +231,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     _callable(f, "jvp")
     primals, tangents = _check_tangents("jvp", primals, tangents)
     y, pullback = backprop_with(f, *primals)
+    _check_differentiable_output("jvp", *flatten(y), y)
     n = len(primals)
 
     def linear(u: Any) -> Any:

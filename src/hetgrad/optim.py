@@ -33,7 +33,7 @@ import numpy as np
 
 from . import tree
 from .protocol import zero
-from .runners import _Run, _scalar_seed
+from .runners import _recorded_cast, _Run, _scalar_seed
 from .tape import BVar
 from .tree import TreeDef, flatten, unflatten
 
@@ -102,12 +102,20 @@ def _schedule(x: ScalarOrSchedule, name: str) -> Schedule:
     return lambda k: value
 
 
-def _grads_leaves(grads: Any, n: int, who: str) -> tuple[list[Any], TreeDef]:
+def _grads_leaves(grads: Any, state_def: TreeDef, who: str) -> tuple[list[Any], TreeDef]:
+    """The gradients' leaves, checked to have the structure the state was made for (a
+    state is paired with gradients leaf by leaf: a dict with other keys would silently
+    feed one parameter's gradient into another's state)."""
     leaves, td = flatten(grads)
-    if len(leaves) != n:
+    if len(leaves) != state_def.num_leaves:
         raise ValueError(
             f"{who}: the gradients have {len(leaves)} differentiable leaves but the "
-            f"optimizer state was made for parameters with {n}"
+            f"optimizer state was made for parameters with {state_def.num_leaves}"
+        )
+    if not td.same_structure(state_def):
+        raise ValueError(
+            f"{who}: the gradients' structure {td!r} differs from that of the parameters "
+            f"the optimizer state was made for, {state_def!r} (dict keys count in order)"
         )
     return leaves, td
 
@@ -201,7 +209,7 @@ def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformati
     def update(grads: Any, state: MomentumState, params: Any = None) -> tuple[Any, MomentumState]:
         _check_state(state, MomentumState, "momentum.update")
         vs, vtd = flatten(state.velocity)
-        gs, gtd = _grads_leaves(grads, len(vs), "momentum.update")
+        gs, gtd = _grads_leaves(grads, vtd, "momentum.update")
         _check_shapes(gs, vs, gtd, "momentum.update")
         k = int(state.step)
         a, b = lr_k(k), mu_k(k)
@@ -254,7 +262,7 @@ def adam(
         _check_state(state, AdamState, "adam.update")
         moments, std = flatten((state.mu, state.nu))
         n = len(moments) // 2
-        gs, gtd = _grads_leaves(grads, n, "adam.update")
+        gs, gtd = _grads_leaves(grads, flatten(state.mu)[1], "adam.update")
         _check_shapes(gs, moments[:n], gtd, "adam.update")
         k = int(state.step)
         t = k + 1
@@ -280,6 +288,8 @@ def _adam_step(m: Any, v: Any, scale: float, vscale: float, eps: float) -> Any:
 
 def _like(p: Any, x: Any) -> Any:
     """``x`` converted to the type and dtype of the parameter leaf ``p``."""
+    if isinstance(x, BVar):  # a step an outer runner differentiates: cast on its tape
+        return _recorded_cast(p, x)
     t = type(p)
     if t is np.ndarray:
         return np.asarray(x, p.dtype)
@@ -365,7 +375,7 @@ def descend(f: Callable[..., Any], params: Any, lr: float, *args: Any, **kwargs:
         raise TypeError(f"descend: lr must be a number, got {lr!r}")
     run = _Run(f, (params, *args), (0,), kwargs, "descend")
     try:
-        value, seed = _scalar_seed(run.out, "descend")
+        value, seed = _scalar_seed(run.out, "descend", run.tape)
         out = run.out
         own = isinstance(out, BVar) and out._tape is run.tape
         steps = run.leaf_gradients([(out._index, -float(lr) * seed)] if own else [])[0]

@@ -20,7 +20,10 @@ import operator
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .tree import flatten, tree_map
+import numpy as np
+
+from .tape import primal
+from .tree import tree_map
 
 __all__ = ["Params", "tree_map"]
 
@@ -28,8 +31,18 @@ P = TypeVar("P", bound="Params")
 
 
 def _is_scalar(x: Any) -> bool:
-    leaves, td = flatten(x) if not isinstance(x, (int, float)) else ([x], None)
-    return td is None or (td.container is None and len(leaves) == 1)
+    """A real number to combine with every leaf: a Python or NumPy number, a 0-d array,
+    or a BVar of one.  An array of more dimensions is refused: it would broadcast into
+    every leaf (and turn float leaves into arrays)."""
+    v = primal(x)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return True
+    return type(v) is np.ndarray and v.ndim == 0 and v.dtype.kind in "biuf"
+
+
+def _keep_float(leaf: Any, y: Any) -> Any:
+    """A Python float leaf stays a Python float (``1.0 * np.float64(2)`` is a NumPy one)."""
+    return float(y) if type(leaf) is float and type(y) is np.float64 else y
 
 
 class Params:
@@ -41,6 +54,9 @@ class Params:
     """
 
     __slots__ = ()
+    # NumPy scalars and arrays defer to Params' reflected operators (``np.float64(2) * p``
+    # is ``p.__rmul__``), so both orders follow the same rules and promote alike.
+    __array_ufunc__ = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -57,10 +73,16 @@ class Params:
             fn = (lambda a, b: op(b, a)) if reflected else op
             return tree_map(fn, self, other)
         if isinstance(other, Params) or not _is_scalar(other):
+            if isinstance(other, np.ndarray):
+                raise TypeError(
+                    f"{type(self).__name__}: arithmetic with an array of shape "
+                    f"{other.shape} would broadcast it into every leaf; use a number, a "
+                    f"{type(self).__name__}, or hetgrad.tree_map"
+                )
             return NotImplemented
         if reflected:
-            return tree_map(lambda a: op(other, a), self)
-        return tree_map(lambda a: op(a, other), self)
+            return tree_map(lambda a: _keep_float(a, op(other, a)), self)
+        return tree_map(lambda a: _keep_float(a, op(a, other)), self)
 
     def __add__(self: P, other: Any) -> P:
         return self._combine(other, operator.add, False)

@@ -78,7 +78,10 @@ class _Run:
         ct_leaves, ct_def = flatten(ct)
         if not out_def.same_structure(ct_def):
             raise TypeError(
-                f"the cotangent's structure {ct_def!r} does not match the output's {out_def!r}"
+                f"the cotangent's structure {ct_def!r} does not match the output's "
+                f"{out_def!r}; a cotangent has the output's structure, with a float (1.0, "
+                "not 1) or float array for each float leaf, and the output's own values "
+                "for its static leaves"
             )
         seeds = []
         for v, c in zip(out_leaves, ct_leaves):
@@ -162,15 +165,19 @@ def _recorded_cast(x: Any, g: Any) -> Any:
     return g
 
 
-def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
-    """Check that ``out`` is a real scalar; return (its value at this level, the seed)."""
-    if type(out) is BVar:  # the common cases first
+def _scalar_seed(out: Any, runner: str, tape: Tape) -> tuple[Any, Any]:
+    """Check that ``out`` is a real scalar; return (its value at this level, the seed).
+
+    The value is ``out`` one level down if ``out`` is a BVar of ``tape``; a BVar of an
+    outer runner's tape (an output that depends on the outer variables only) is kept
+    whole, so the outer runner still differentiates it."""
+    if type(out) is BVar and out._tape is tape:  # the common cases first
         t = type(out._value)
         if t is float:
             return out._value, 1.0
         if t is np.float64:
             return out._value, np.float64(1.0)
-    value = raw_level(out)
+    value = own_level(tape, out)
     p = primal(out)
     t = type(p)
     if t is float or isinstance(p, (np.floating, int, np.integer)) and not isinstance(p, bool):
@@ -190,19 +197,32 @@ def _scalar_seed(out: Any, runner: str) -> tuple[Any, Any]:
     )
 
 
-def _aux_values(x: Any) -> Any:
-    """``has_aux``'s ``aux`` with its BVars replaced by their values.  It is never
-    differentiated, so objects hetgrad does not know (a set, a logger) pass as they are."""
+def own_level(tape: Tape, x: Any) -> Any:
+    """``x`` one level down if it is a BVar of ``tape``; anything else as it is.
+
+    A runner hands back its output and ``aux`` this way: a BVar of an *outer* runner (a
+    value computed from the outer variables alone) stays a BVar, so the outer runner's
+    derivative of it is not lost.
+    """
+    if isinstance(x, BVar) and x._tape is tape:
+        return raw_level(x)
+    return x
+
+
+def _aux_values(x: Any, tape: Tape) -> Any:
+    """``has_aux``'s ``aux`` with the BVars of ``tape`` replaced by their values.  It is
+    never differentiated by this runner, so objects hetgrad does not know (a set, a
+    logger) pass as they are."""
     try:
-        return tree.tree_map(raw_level, x)
+        return tree.tree_map(lambda v: own_level(tape, v), x)
     except tree.UnsupportedLeafError:
         pass
     if isinstance(x, BVar):
-        return raw_level(x)
+        return own_level(tape, x)
     if type(x) in (list, tuple):
-        return type(x)(_aux_values(v) for v in x)
+        return type(x)(_aux_values(v, tape) for v in x)
     if type(x) is dict:
-        return {k: _aux_values(v) for k, v in x.items()}
+        return {k: _aux_values(v, tape) for k, v in x.items()}
     return x
 
 
@@ -241,8 +261,8 @@ def _value_and_gradients(
             if not isinstance(out, tuple) or len(out) != 2:
                 raise TypeError(f"{runner}(has_aux=True) needs f to return a pair (output, aux)")
             out, aux = out
-            aux = _aux_values(aux)
-        value, seed = _scalar_seed(out, runner)
+            aux = _aux_values(aux, run.tape)
+        value, seed = _scalar_seed(out, runner, run.tape)
         seeds = [(out._index, seed)] if isinstance(out, BVar) and out._tape is run.tape else []
         return value, aux, run.gradients(seeds)
     finally:
@@ -313,11 +333,11 @@ vjp = backprop_with
 def _value_view(tape: Tape, x: Any) -> Any:
     """``x`` one level down; an array as a view that stays read-only while ``tape`` lives
     (the pullback may read the array) and becomes writeable when it is released."""
-    if type(x) is BVar and type(x._value) is np.ndarray:
+    if type(x) is BVar and x._tape is tape and type(x._value) is np.ndarray:
         v = x._value.view()
         tape.lock(v)
         return v
-    return primal_level(x)
+    return primal_level(x) if isinstance(x, BVar) and x._tape is tape else x
 
 
 def value_and_grad(
