@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,8 @@ class Server:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.short: set[str] = set()
+        self.drip: set[str] = set()  # sent a byte at a time, slowly
+        self.length_header: dict[str, str] = {}  # a Content-Length other than the true one
         self.requests: list[str] = []
         server = self
 
@@ -175,9 +178,17 @@ class Server:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", server.length_header.get(name, str(len(body))))
                 self.end_headers()
-                if name in server.short:
+                if name in server.drip:
+                    try:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.01)
+                    except (BrokenPipeError, ConnectionResetError):
+                        return  # the client gave up, as it should
+                elif name in server.short:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
@@ -269,6 +280,32 @@ def test_download_errors(tmp_path: Path, server: Server) -> None:
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
     with pytest.raises(DatasetError, match="needs url="):
         load_mnist(tmp_path, download=True)
+
+
+def test_a_malformed_length_header_is_ignored(tmp_path: Path, server: Server) -> None:
+    # As http.client reads it: the checksum still guards the content.
+    for name in MNIST_FILES:
+        server.length_header[f"{name}.gz"] = "12x, 12"
+    data = load_mnist(tmp_path, download=True, url=server.url)
+    np.testing.assert_array_equal(data[1], expected_arrays(synthetic())[1])
+
+
+def test_a_bad_url_is_a_dataset_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="download of http://\\[::1/.* failed"):
+        load_mnist(tmp_path, download=True, url="http://[::1")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_trickling_server_meets_the_deadline(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets, "DOWNLOAD_DEADLINE", 0.3)
+    server.drip.add("train-images-idx3-ubyte.gz")
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz too slow"):
+        load_mnist(tmp_path, download=True, url=server.url)
+    assert time.monotonic() - start < 5.0
+    assert os.listdir(tmp_path) == []
 
 
 # --------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -56,11 +58,29 @@ def _names(td: TreeDef) -> list[str]:
                 f"two leaves share the checkpoint name {name!r} (keys whose text contains a "
                 "dot, or keys like 1 and '1'); rename one"
             )
+        if "\0" in name or not name.isprintable() and _unencodable(name):
+            raise CheckpointError(
+                f"the leaf name {name!r} cannot be stored in a checkpoint (a NUL character, "
+                "or text that is not valid Unicode); rename its key"
+            )
         seen.add(name)
     return names
 
 
+def _unencodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _expected_dtype(name: str, leaf: Any) -> np.dtype:
+    if isinstance(leaf, np.ma.MaskedArray):
+        raise CheckpointError(
+            f"at {name}: a masked array cannot be checkpointed (its mask would be lost); "
+            "store its data and its mask as two leaves"
+        )
     dtype = np.asarray(leaf).dtype
     if dtype.kind != "f":
         raise CheckpointError(
@@ -77,14 +97,17 @@ def _atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     On a clean exit the file is flushed, fsynced and moved over ``path`` with
     :func:`os.replace`; on an exception it is removed and ``path`` is left as it was.
     """
-    dest = Path(path)
+    dest = Path(os.path.realpath(path))  # through a symlink: replace its target, keep it
     if not dest.parent.is_dir():
         raise FileNotFoundError(f"{dest}: no such folder: {dest.parent}")
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
+    # (The name is shortened: the temporary must fit where a name of 255 bytes fits.)
+    tmp = dest.with_name(f".{dest.name[:200]}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as f:
             yield f
             f.flush()
+            with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its mode
+                os.chmod(f.fileno(), stat.S_IMODE(os.stat(dest).st_mode))
             os.fsync(f.fileno())
         os.replace(tmp, dest)
     except BaseException:
@@ -162,49 +185,74 @@ def load(path: str | os.PathLike[str], *, like: T) -> T:
     names = _names(td)
     expected = [_expected_dtype(name, x) for name, x in zip(names, template)]
     try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
+        archive = zipfile.ZipFile(path)
+    except (FileNotFoundError, IsADirectoryError):
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except zipfile.BadZipFile as e:
+        raise CheckpointError(
+            f"{path}: not a checkpoint: not an .npz file, or a truncated one ({e})"
+        ) from e
+    except OSError as e:
         raise CheckpointError(f"{path}: unreadable checkpoint ({e})") from e
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path}: not an .npz checkpoint")
-    with z:
-        stored = set(z.files)
+    with archive:
+        # Members are looked up by their exact names (NumPy's NpzFile would take the
+        # member "a.npy" for a leaf named "a.npy" as well as for one named "a").
+        members = archive.namelist()
+        stored = {m[: -len(".npy")] for m in members if m.endswith(".npy")}
         missing = [n for n in names if n not in stored]
         if missing:
             raise CheckpointError(
                 f"{path}: the checkpoint has no leaf {missing[0]} that the template has"
                 + (f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else "")
             )
-        extra = sorted(stored.difference(names))
+        extra = sorted(set(members).difference(n + ".npy" for n in names))
         if extra:
             raise CheckpointError(
-                f"{path}: the checkpoint has a leaf {extra[0]} that the template lacks"
-                + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+                f"{path}: the checkpoint has a leaf {extra[0].removesuffix('.npy')} that the "
+                "template lacks" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
             )
         out = [
-            _restore(path, name, leaf, dtype, z)
+            _restore(path, name, leaf, dtype, archive)
             for name, leaf, dtype in zip(names, template, expected)
         ]
     return unflatten(td, out)
 
 
-def _restore(path: str | os.PathLike[str], name: str, leaf: Any, dtype: np.dtype, z: Any) -> Any:
-    """The stored leaf ``name``, checked against the template's ``leaf``, as its type."""
+# What a damaged member can raise while it is read.
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _restore(
+    path: str | os.PathLike[str], name: str, leaf: Any, dtype: np.dtype, archive: zipfile.ZipFile
+) -> Any:
+    """The stored leaf ``name``, checked against the template's ``leaf``, as its type.
+
+    The array's header is checked first, so a damaged header claiming a huge shape is
+    reported, never allocated."""
     try:
-        a = z[name]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        with archive.open(name + ".npy") as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, stored = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, _, stored = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        if shape != np.shape(leaf):
+            raise CheckpointError(
+                f"{path}: at {name}: shape {shape} in the checkpoint, "
+                f"{np.shape(leaf)} in the template"
+            )
+        if stored != dtype:
+            raise CheckpointError(
+                f"{path}: at {name}: dtype {stored} in the checkpoint, {dtype} in the template"
+            )
+        with archive.open(name + ".npy") as member:
+            a = np.lib.format.read_array(member, allow_pickle=False)
+    except _UNREADABLE as e:
+        if isinstance(e, CheckpointError):
+            raise
         raise CheckpointError(f"{path}: at {name}: unreadable array ({e})") from e
-    if a.shape != np.shape(leaf):
-        raise CheckpointError(
-            f"{path}: at {name}: shape {a.shape} in the checkpoint, "
-            f"{np.shape(leaf)} in the template"
-        )
-    if a.dtype != dtype:
-        raise CheckpointError(
-            f"{path}: at {name}: dtype {a.dtype} in the checkpoint, {dtype} in the template"
-        )
     t = type(leaf)
     if t is float:
         return float(a)

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import math
 import os
+import time
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -49,6 +50,10 @@ _IMAGES_MAGIC = 2051  # unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 2049  # unsigned bytes, 1 dimension
 _SIDE = 28
 _CHUNK = 1 << 16
+#: Seconds a download may wait for its next bytes.
+READ_TIMEOUT = 60
+#: Seconds a whole file's download may take.
+DOWNLOAD_DEADLINE = 30 * 60
 
 
 class DatasetError(ValueError):
@@ -203,24 +208,36 @@ def _read_labels(file: Path, count: int) -> np.ndarray:
 
 
 def _download(url: str, dest: Path) -> None:
-    """Fetch ``url`` into ``dest`` atomically, checking its length and SHA-256."""
+    """Fetch ``url`` into ``dest`` atomically, checking its length and SHA-256.
+
+    A read that stalls for ``READ_TIMEOUT`` seconds fails, and so does a download still
+    running after ``DOWNLOAD_DEADLINE`` seconds (a server trickling bytes would otherwise
+    hold it forever).
+    """
     import http.client  # imported here: only downloads need the network stack
     import urllib.request
 
     expected = MNIST_SHA256[dest.name]
     digest = hashlib.sha256()
     received = 0
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE
+    chunk = b""
     with _atomic_file(dest) as out:
         try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                length = response.headers.get("Content-Length")
-                while chunk := response.read(_CHUNK):
+            with urllib.request.urlopen(url, timeout=READ_TIMEOUT) as response:
+                length = _content_length(response.headers.get("Content-Length"))
+                # (read1: whatever has arrived, so a trickle cannot outlast the deadline)
+                while (chunk := response.read1(_CHUNK)) and time.monotonic() < deadline:
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: a bad URL
             raise DatasetError(f"download of {url} failed: {e}") from e
-        if length is not None and received != int(length):
+        if chunk:
+            raise DatasetError(
+                f"download of {url} too slow: {received} bytes in {DOWNLOAD_DEADLINE} s"
+            )
+        if length is not None and received != length:
             raise DatasetError(
                 f"download of {url} incomplete: received {received} of {length} bytes"
             )
@@ -229,6 +246,15 @@ def _download(url: str, dest: Path) -> None:
                 f"download of {url} failed its checksum: SHA-256 {digest.hexdigest()}, "
                 f"expected {expected}"
             )
+
+
+def _content_length(header: str | None) -> int | None:
+    """The Content-Length header's value, or None if absent or malformed (as
+    ``http.client`` reads it: the SHA-256 check still guards the content)."""
+    try:
+        return int(header) if header is not None else None
+    except ValueError:
+        return None
 
 
 def make_moons(
