@@ -354,3 +354,51 @@ def test_errors_say_what_to_do() -> None:
         compose()
     with pytest.raises(TypeError):
         compose(item(0), "w")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        lambda n: n.b if n.use_b else n.a,  # a branch on the value
+        lambda n: n.a if n.kind == "x" else n.b,
+        lambda n: list(n.layers)[0],  # iteration (it used to read index after index forever)
+        lambda n: [layer.w for layer in n.layers][1],
+        lambda n: n.a if "x" in n else n.b,
+        lambda n: n.layers[len(n.layers) - 1],
+    ],
+)
+def test_a_selector_that_depends_on_the_value_is_refused(selector: Any) -> None:
+    with pytest.raises(TypeError, match="tests, compares or iterates its argument"):
+        lens.where(selector)
+
+
+def test_attr_takes_one_name_not_a_dotted_path() -> None:
+    with pytest.raises(ValueError, match=r"for a path use attr\('inner'\) / attr\('w'\)"):
+        attr("inner.w")
+
+
+def test_reading_a_defaultdict_does_not_insert_its_default() -> None:
+    counts = defaultdict(float, {"a": 1.0})
+    assert view(counts, item("z")) == 0.0
+    bumped = over(counts, item("q"), lambda v: v + 1.0)
+    assert dict(counts) == {"a": 1.0}  # unchanged
+    assert type(bumped) is defaultdict and dict(bumped) == {"a": 1.0, "q": 1.0}
+    with pytest.raises(KeyError, match="item\\('z'\\): the focus is missing"):
+        view(defaultdict(None, {"a": 1.0}), item("z"))
+
+
+def test_every_operation_names_a_missing_focus() -> None:
+    for call in (
+        lambda: over([1.0, 2.0], item(5), lambda v: v),
+        lambda: preview({"a": 1.0}, item("b") / just),
+        lambda: to_list_of({"a": [1.0]}, item("b") / each),
+    ):
+        with pytest.raises(LookupError, match="the focus is missing"):
+            call()
+
+    def failing(v: float) -> float:
+        raise KeyError("inside the function")
+
+    with pytest.raises(KeyError) as e:  # a KeyError of the function is its own
+        over({"a": 1.0}, item("a"), failing)
+    assert e.value.args == ("inside the function",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pytest
@@ -32,6 +32,7 @@ from hetgrad import (
     view_var,
 )
 from hetgrad.lens import attr, each, instance, item, just, leaves, where
+from hetgrad.tape import primal
 from hetgrad.tree import flatten
 from test_lens import structure_and_path
 
@@ -483,3 +484,97 @@ def test_isinstance_and_match_see_the_record_type_inside_a_runner() -> None:
         return layer.w
 
     grad_bp(kinds, Dense(1.0))
+
+
+def test_a_focus_that_is_none_is_found_not_missing() -> None:
+    assert hetgrad.eval_bp(lambda d: preview_var_or_raise(d, item("opt")), {"opt": None}) is None
+    with pytest.raises(LookupError, match="does not match"):
+        hetgrad.eval_bp(lambda d: preview_var_or_raise(d, item("opt") / just), {"opt": None})
+
+
+def test_setting_a_class_attribute_under_a_runner_is_refused() -> None:
+    @dataclasses.dataclass
+    class Model:
+        w: float
+        temperature: ClassVar[float] = 1.0
+
+    def f(m: Any, t: Any) -> Any:
+        return view_var(set_var(m, attr("temperature"), t), attr("temperature")) * m.w
+
+    assert f(Model(1.5), 5.0) == 7.5  # plain values: a copy with the attribute set
+    with pytest.raises(TypeError, match="'temperature' is not a field of Model"):
+        hetgrad.backprop(f, Model(1.5), 5.0)  # it used to give (1.5, (Model(1.0), 0.0))
+
+
+def test_a_numpy_number_times_a_bvar_of_params() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Line(hetgrad.Params):
+        slope: float
+        intercept: float
+
+    def loss(p: Any) -> Any:
+        half, double = np.float64(0.5) * p, np.array(2.0) * p
+        return half.slope * (p * np.float64(0.5)).intercept * double.slope
+
+    g = hetgrad.grad_bp(loss, Line(2.0, 3.0))
+    assert g == Line(6.0, 2.0)  # loss = 0.5 s^2 i
+    hetgrad.check_grads(loss, Line(2.0, 3.0))
+
+
+def test_view_and_set_on_a_registered_type_at_second_order() -> None:
+    class V2:
+        def __init__(self, x: Any, y: Any) -> None:
+            self.x, self.y = x, y
+
+    hetgrad.register_backprop(
+        V2, zero=lambda v: V2(0.0, 0.0), add=lambda a, b: V2(a.x + b.x, a.y + b.y),
+        one=lambda v: V2(1.0, 1.0),
+    )  # fmt: skip
+
+    def inner(v: Any) -> Any:  # x^3 y, its gradient (3 x^2 y, x^3)
+        return view_var(v, attr("x")) ** 3 * view_var(v, attr("y"))
+
+    def outer(v: Any) -> Any:  # d/dv of 3 x^2 y
+        return view_var(hetgrad.grad_bp(inner, v), attr("x"))
+
+    g = hetgrad.grad_bp(outer, V2(1.5, 2.0))
+    assert (g.x, g.y) == (18.0, 6.75)
+
+    def through_set(v: Any) -> Any:  # (2x)^2 y, set back into v
+        w = set_var(v, attr("x"), view_var(v, attr("x")) * 2.0)
+        return view_var(w, attr("x")) ** 2 * view_var(w, attr("y"))
+
+    h = hetgrad.grad_bp(lambda v: hetgrad.grad_bp(through_set, v).y, V2(1.5, 2.0))
+    assert (h.x, h.y) == (12.0, 0.0)  # d/dv of 4 x^2
+
+
+def test_set_var_into_an_array_keeps_numpy_assignment_semantics() -> None:
+    a32 = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+
+    def f(a: Any, x: Any) -> Any:
+        out = set_var(a, item(slice(0, 2)), x)
+        assert np.result_type(primal(out)) == np.float32  # as plain assignment keeps it
+        return np.sum(out * out)
+
+    ga, gx = hetgrad.grad_bp(f, a32, np.array([[5.0, 6.0]]))  # leading 1-axis dropped
+    assert ga.dtype == np.float32 and ga.tolist() == [0.0, 0.0, 6.0]
+    assert gx.shape == (1, 2) and gx.tolist() == [[10.0, 12.0]]
+    with pytest.raises(TypeError, match="dtype int64, so the value would be truncated"):
+        hetgrad.grad_bp(lambda v: np.sum(set_var(np.array([1, 2, 3]), item(0), v)), 2.5)
+
+
+def test_a_bvar_set_into_a_static_field_does_not_escape() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Scaled:
+        w: float
+        scale: float = dataclasses.field(default=2.0, metadata={"static": True})
+
+    def f(s: Any) -> Any:
+        return set_var(s, attr("scale"), s.w * 3.0)
+
+    out, pullback = hetgrad.backprop_with(f, Scaled(1.5))
+    assert out == Scaled(1.5, 4.5) and type(out.scale) is float
+    assert pullback(Scaled(1.0, 4.5)) == Scaled(1.0, 2.0)  # a static field is not differentiated
+    assert hetgrad.jacobian(f)(Scaled(1.5)).scale == 4.5
+    aux = hetgrad.grad(lambda s: (s.w * 1.0, f(s)), has_aux=True)(Scaled(1.5))[1]
+    assert aux == Scaled(1.5, 4.5) and type(aux.scale) is float

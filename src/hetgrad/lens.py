@@ -205,10 +205,23 @@ def array_set(a: Any, key: Any, x: Any) -> Any:
         np.add.at(hits, key, 1)
         if hits.max(initial=0) > 1:
             raise ValueError(f"setting through item({key!r}): the index repeats a position")
+    dtype = np.result_type(pa)
+    if dtype.kind != "f":
+        raise TypeError(
+            f"setting through item({key!r}): the array is of dtype {dtype}, so the value "
+            "would be truncated and its gradient lost; make the array a float array"
+        )
     target = np.shape(pa[key])
-    if np.shape(primal(x)) != target:
+    shape = np.shape(primal(x))
+    extra = len(shape) - len(target)
+    if extra > 0 and all(n == 1 for n in shape[:extra]):  # as NumPy's assignment drops them
+        x = rules.reshape(x, shape[extra:])
+        shape = shape[extra:]
+    if shape != target:
         x = rules.broadcast_to(x, target)
-    return rules.where(mask, rules.scatter_add(x, key, pa), a)
+    out = rules.where(mask, rules.scatter_add(x, key, pa), a)
+    # The array keeps its dtype, as NumPy's assignment keeps it (float32 stays float32).
+    return out if np.result_type(primal(out)) == dtype else rules.astype(out, dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -353,7 +366,8 @@ class _LensStep(_Step):
     # An opaque leaf (a type registered with register_backprop): a custom op whose
     # pullback fills the rest of the value with zero, as Haskell backprop does.
     def leaf_view(self, v: BVar) -> Any:
-        get, put = self.get, self.put
+        # (vget and vput: under nesting the values are BVars of an outer runner's tape)
+        get, put = self.vget, self.vput
 
         def fn(a: Any) -> tuple[Any, Callable[[Any], Any]]:
             return get(a), lambda g: put(zero(a), g)
@@ -361,7 +375,7 @@ class _LensStep(_Step):
         return call_custom(f"view_var({self!r})", fn, (v,), 1)
 
     def leaf_set(self, v: BVar, x: Any) -> Any:
-        get, put = self.get, self.put
+        get, put = self.vget, self.vput
 
         def fn(a: Any, b: Any) -> tuple[Any, Callable[[Any], Any]]:
             return put(a, b), lambda g: (put(g, zero(get(g))), get(g))
@@ -375,6 +389,9 @@ class _Attr(_LensStep):
     def __init__(self, name: str) -> None:
         if not isinstance(name, str):
             raise TypeError(f"attr takes an attribute name, got {name!r}; use item for keys")
+        if "." in name:
+            path = " / ".join(f"attr({n!r})" for n in name.split("."))
+            raise ValueError(f"attr takes one attribute name, got {name!r}; for a path use {path}")
         self.name = name
         self._index: dict[Container, int] = {}  # per container: the field's position or -1
 
@@ -427,7 +444,11 @@ class _Attr(_LensStep):
             i = self._position(s)
             if i >= 0:
                 return _replace_child(s, i, x)
-            return join(replace_attr(s._split(), self.name, x))
+            raise TypeError(
+                f"{self!r}: {self.name!r} is not a field of {type_of(s).__name__}, so a value "
+                "set there would be lost when the structure is rebuilt (a ClassVar or a "
+                "property is not part of it); make it a field"
+            )
         if isinstance(s, BVar):
             if _is_numeric(s):
                 raise self._not_a_record(s)
@@ -451,10 +472,18 @@ class _Item(_LensStep):
         return f"item({self.key!r})"
 
     def fast_get(self) -> Callable[[Any], Any]:
-        return operator.itemgetter(self.key)
+        if self._int or not self._hashable:  # an index or slice: no mapping's default to fear
+            return operator.itemgetter(self.key)
+        return self.get
 
     def get(self, s: Any) -> Any:
-        return s[self.key]
+        key = self.key
+        if isinstance(s, defaultdict) and key not in s:
+            # Reading must not insert the default, as s[key] would.
+            if s.default_factory is None:
+                raise KeyError(key)
+            return s.default_factory()
+        return s[key]
 
     def put(self, s: Any, x: Any) -> Any:
         return replace_item(s, self.key, x)
@@ -481,7 +510,7 @@ class _Item(_LensStep):
             return s._split()[self.key]
         if isinstance(s, BVar):
             return s[self.key] if _is_numeric(s) else self.leaf_view(s)
-        return s[self.key]
+        return self.get(s)
 
     def vput(self, s: Any, x: Any) -> Any:
         if isinstance(s, TreeVar):
@@ -720,7 +749,7 @@ def _chain_preview(kind: int, steps: Sequence[_Step], var: bool) -> Callable[[An
 
         def first(s: Any) -> Any:
             found = fold(s)
-            return found[0] if found else None
+            return found[0] if found else NOTHING
 
         return first
     matches = [s.vmatch if var else s.match for s in steps]
@@ -729,7 +758,7 @@ def _chain_preview(kind: int, steps: Sequence[_Step], var: bool) -> Callable[[An
         for m in matches:
             s = m(s)
             if s is NOTHING:
-                return None
+                return NOTHING
         return s
 
     return preview
@@ -835,6 +864,18 @@ class _PathRecorder:
         steps = object.__getattribute__(self, "_path_steps")
         return _PathRecorder(steps + (_Item(key),))
 
+    # A selector that tests, compares or iterates its argument would record one branch of
+    # a choice made on a stand-in (or never end): refused.
+    def _refuse(self, *args: Any) -> Any:
+        raise TypeError(
+            "the selector tests, compares or iterates its argument, so its path could "
+            "depend on the value; write that choice outside the selector"
+        )
+
+    __bool__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __iter__ = __len__ = __contains__ = __index__ = __int__ = __float__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
 
 _SELECTOR_RULE = (
     "where(selector): the selector must return a part of its argument reached by attribute "
@@ -938,6 +979,31 @@ def focused(optic: Optic, fn: Callable[..., Any], *args: Any) -> Any:
         raise focus_error(optic, e) from e
 
 
+def focused_over(optic: Optic, over: Callable[..., Any], s: Any, fn: Callable[[Any], Any]) -> Any:
+    """``over(s, fn)`` as :func:`focused` runs it; an error raised by ``fn`` itself passes
+    as it is (a KeyError in your function is not a missing focus)."""
+    from_fn: list[BaseException] = []
+
+    def tracked(a: Any) -> Any:
+        try:
+            return fn(a)
+        except (KeyError, IndexError, AttributeError) as e:
+            from_fn.append(e)
+            raise
+
+    try:
+        return over(s, tracked)
+    except (KeyError, IndexError, AttributeError) as e:
+        if any(e is f for f in from_fn):
+            raise
+        raise focus_error(optic, e) from e
+
+
+def found(x: Any) -> Any:
+    """A preview's result as users see it: None when nothing matched."""
+    return None if x is NOTHING else x
+
+
 def view(s: Any, lens: Optic) -> Any:
     """The focus of ``lens`` in ``s``.
 
@@ -962,7 +1028,7 @@ def over(s: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
     >>> over({"a": 1.0, "b": 2.0}, each, lambda v: 10.0 * v)
     {'a': 10.0, 'b': 20.0}
     """
-    return accessor(optic, "_over")(s, fn)
+    return focused_over(optic, accessor(optic, "_over"), s, fn)
 
 
 def preview(s: Any, optic: Optic) -> Any:
@@ -971,7 +1037,7 @@ def preview(s: Any, optic: Optic) -> Any:
     >>> preview([None, 3.0], item(0) / just), preview([None, 3.0], item(1) / just)
     (None, 3.0)
     """
-    return accessor(optic, "_preview")(s)
+    return found(focused(optic, accessor(optic, "_preview"), s))
 
 
 def to_list_of(s: Any, optic: Optic) -> list[Any]:
@@ -980,4 +1046,4 @@ def to_list_of(s: Any, optic: Optic) -> list[Any]:
     >>> to_list_of({"a": [1.0, 2.0], "b": [3.0]}, each / each)
     [1.0, 2.0, 3.0]
     """
-    return accessor(optic, "_fold")(s)
+    return focused(optic, accessor(optic, "_fold"), s)

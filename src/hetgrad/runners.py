@@ -76,7 +76,7 @@ class _Run:
         """Seed the output leaves that belong to this tape with cotangent ``ct``."""
         out_leaves, out_def = flatten(out)
         ct_leaves, ct_def = flatten(ct)
-        if not out_def.same_structure(ct_def):
+        if not settled(out_def, self.tape).same_structure(ct_def):
             raise TypeError(
                 f"the cotangent's structure {ct_def!r} does not match the output's "
                 f"{out_def!r}; a cotangent has the output's structure, with a float (1.0, "
@@ -209,12 +209,59 @@ def own_level(tape: Tape, x: Any) -> Any:
     return x
 
 
+def own_values(tape: Tape, x: Any) -> Any:
+    """``x`` with every BVar of ``tape`` one level down (see :func:`own_level`), those held
+    in static leaves included: a value set into a static field is not differentiated, and
+    its BVar must not outlive the runner."""
+    leaves, td = flatten(x)
+    return unflatten(settled(td, tape), [own_level(tape, v) for v in leaves])
+
+
+def settled(td: TreeDef, tape: Tape) -> TreeDef:
+    """``td`` with the BVars of ``tape`` in its static leaves one level down (``td`` itself
+    when there are none, the usual case)."""
+    kids = []
+    changed = False
+    for c in td.children:
+        if type(c) is tree.Static and _holds_bvar(c.value):
+            c = tree.Static(own_values(tape, c.value))
+            changed = True
+        elif type(c) is TreeDef:
+            new = settled(c, tape)
+            changed = changed or new is not c
+            c = new
+        kids.append(c)
+    return TreeDef(td.container, td.aux, tuple(kids)) if changed else td
+
+
+def _holds_bvar(x: Any) -> bool:
+    if isinstance(x, BVar):
+        return True
+    if type(x) in (str, int, bool, type(None)) or isinstance(x, np.ndarray):
+        return False
+    try:
+        leaves, td = flatten(x)
+    except tree.UnsupportedLeafError:
+        return False
+    if td.container is None:  # a leaf, or a static value (not a structure to look into)
+        return False
+    return any(isinstance(v, BVar) for v in leaves) or settled_needed(td)
+
+
+def settled_needed(td: TreeDef) -> bool:
+    return any(
+        (type(c) is tree.Static and _holds_bvar(c.value))
+        or (type(c) is TreeDef and settled_needed(c))
+        for c in td.children
+    )
+
+
 def _aux_values(x: Any, tape: Tape) -> Any:
     """``has_aux``'s ``aux`` with the BVars of ``tape`` replaced by their values.  It is
     never differentiated by this runner, so objects hetgrad does not know (a set, a
     logger) pass as they are."""
     try:
-        return tree.tree_map(lambda v: own_level(tape, v), x)
+        return own_values(tape, x)
     except tree.UnsupportedLeafError:
         pass
     if isinstance(x, BVar):
@@ -312,7 +359,8 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
     _callable(f, "backprop_with")
     run = _Run(f, args, range(len(args)), {}, "backprop_with")
     try:
-        value = tree.tree_map(lambda x: _value_view(run.tape, x), run.out)
+        leaves, td = flatten(run.out)
+        value = unflatten(settled(td, run.tape), [_value_view(run.tape, x) for x in leaves])
     except tree.UnsupportedLeafError as e:
         run.tape.release()
         raise TypeError(f"backprop_with: the output at {e.path('out')}: {e.reason}") from None

@@ -1099,10 +1099,22 @@ class TreeVar(BVar):
         return operator.neg(self._split())
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        # A NumPy number or array on the left of an operator (np.float64(0.5) * params)
+        # reaches here: it is the structure's own arithmetic, as with a Python number.
+        op = _STRUCTURE_OPERATORS.get(ufunc)
+        if op is not None and method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            return op(a._split() if a is self else a, b._split() if b is self else b)
         raise TypeError(
             f"numpy.{ufunc.__name__} was given a BVar of a {self._container.name}; NumPy "
             "functions take BVars of arrays or numbers (use hetgrad.tree_map over the fields)"
         )
+
+
+_STRUCTURE_OPERATORS = {
+    np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+    np.true_divide: operator.truediv,
+}  # fmt: skip
 
 
 class _FieldFirst:

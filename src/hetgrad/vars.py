@@ -31,12 +31,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .lens import (
+    NOTHING,
     RECORD,
     Optic,
     accessor,
     family,
     focus_error,
     focused,
+    focused_over,
+    found,
     join,
     not_an_optic,
     type_of,
@@ -102,7 +105,7 @@ def over_var(v: Any, optic: Optic, fn: Callable[[Any], Any]) -> Any:
     >>> hetgrad.grad_bp(f, {"a": 3.0})
     {'a': 6.0}
     """
-    return accessor(optic, "_vover")(v, fn)
+    return focused_over(optic, accessor(optic, "_vover"), v, fn)
 
 
 def preview_var(v: Any, prism: Optic) -> Any:
@@ -114,7 +117,7 @@ def preview_var(v: Any, prism: Optic) -> Any:
     >>> from hetgrad.lens import item, just
     >>> hetgrad.eval_bp(lambda xs: hetgrad.preview_var(xs, item(0) / just), [None, 1.0])
     """
-    return accessor(prism, "_vpreview")(v)
+    return found(focused(prism, accessor(prism, "_vpreview"), v))
 
 
 def preview_var_or_raise(v: Any, prism: Optic) -> Any:
@@ -125,11 +128,11 @@ def preview_var_or_raise(v: Any, prism: Optic) -> Any:
     >>> hetgrad.grad_bp(lambda x: hetgrad.preview_var_or_raise(x, instance(float)) * 2.0, 1.0)
     2.0
     """
-    found = accessor(prism, "_vpreview")(v)
-    if found is None:
+    focus = focused(prism, accessor(prism, "_vpreview"), v)
+    if focus is NOTHING:
         what = type_of(v) if isinstance(v, TreeVar) else type(primal(v))
         raise LookupError(f"{prism!r} does not match this {what.__name__}")
-    return found
+    return focus
 
 
 def to_list_of_var(v: Any, traversal: Optic) -> list[Any]:
@@ -140,7 +143,7 @@ def to_list_of_var(v: Any, traversal: Optic) -> list[Any]:
     >>> hetgrad.grad_bp(lambda d: sum(hetgrad.to_list_of_var(d, each)), {"a": 1.0, "b": 2.0})
     {'a': 1.0, 'b': 1.0}
     """
-    return accessor(traversal, "_vfold")(v)
+    return focused(traversal, accessor(traversal, "_vfold"), v)
 
 
 def sequence_var(v: Any) -> Any:
