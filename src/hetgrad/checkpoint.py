@@ -186,7 +186,7 @@ def load(path: str | os.PathLike[str], *, like: T) -> T:
     expected = [_expected_dtype(name, x) for name, x in zip(names, template)]
     try:
         archive = zipfile.ZipFile(path)
-    except (FileNotFoundError, IsADirectoryError):
+    except FileNotFoundError:
         raise
     except zipfile.BadZipFile as e:
         raise CheckpointError(
