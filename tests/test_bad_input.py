@@ -222,7 +222,7 @@ TABLE: list[tuple[str, Callable[[], Any], Any, Any]] = [
     # -- nn and lifted NumPy (NumPy's own errors where NumPy would raise) ----------------
     ("sigmoid: NaN", lambda: hetgrad.grad_bp(lambda x: np.sum(nn.sigmoid(x)), np.array([np.nan, 1.0])), OK, lambda g: np.isnan(g[0]) and g[1] > 0),
     ("sigmoid: empty", lambda: hetgrad.grad_bp(lambda x: np.sum(nn.sigmoid(x)), np.zeros(0)), OK, lambda g: g.shape == (0,)),
-    ("softmax: empty", lambda: hetgrad.grad_bp(lambda x: np.sum(nn.softmax(x)), np.zeros(0)), ValueError, "zero-size array"),
+    ("softmax: empty", lambda: hetgrad.grad_bp(lambda x: np.sum(nn.softmax(x)), np.zeros(0)), OK, lambda r: r.shape == (0,)),
     ("softmax: axis out of range", lambda: hetgrad.grad_bp(lambda x: np.sum(nn.softmax(x, axis=5)), np.zeros(3)), np.exceptions.AxisError, "out of bounds"),
     ("log_softmax: all -inf", lambda: hetgrad.grad_bp(lambda x: nn.log_softmax(x)[0], np.full(2, -np.inf)), OK, lambda g: np.all(np.isfinite(g))),
     ("cross_entropy: shapes", lambda: hetgrad.grad_bp(lambda x: nn.cross_entropy(x, np.ones(4)), np.zeros(3)), ValueError, "broadcast"),
@@ -230,7 +230,7 @@ TABLE: list[tuple[str, Callable[[], Any], Any, Any]] = [
     ("mse: str", lambda: nn.mse("a", 1.0), TypeError, "unsupported operand"),
     ("matmul: shapes", lambda: hetgrad.grad_bp(lambda x: np.sum(x @ np.ones((3, 3))), np.ones((2, 2))), ValueError, "mismatch in its core dimension"),
     ("reshape: size", lambda: hetgrad.grad_bp(lambda x: np.sum(hnp.reshape(x, (3,))), np.ones(2)), ValueError, "cannot reshape"),
-    ("logsumexp: empty", lambda: hetgrad.grad_bp(hnp.logsumexp, np.zeros(0)), ValueError, "zero-size array"),
+    ("logsumexp: empty", lambda: hetgrad.backprop(hnp.logsumexp, np.zeros(0)), OK, lambda r: r[0] == -np.inf and r[1].shape == (0,)),
     ("bvar + str", lambda: hetgrad.grad_bp(lambda x: x + "a", 1.0), TypeError, "unsupported operand"),
     ("bvar + complex", lambda: hetgrad.grad_bp(lambda x: x + 1j, 1.0), TypeError, "complex values are not supported"),
     ("BVar of a dict * 2", lambda: hetgrad.grad_bp(lambda d: d * 2.0, {"a": 1.0}), TypeError, "unsupported operand"),

@@ -24,7 +24,7 @@ import numpy as np
 
 from .numpy import logsumexp
 from .numpy._core import apply1
-from .rules import all_finite, output_unread, prim, unbroadcast, unread
+from .rules import all_finite, output_unread, prim, shift_by_max, unbroadcast, unread
 from .tape import BVar, _escaped, binary_call, primal, record_whole, unary
 from .tree import LEAF_DEF
 
@@ -43,11 +43,8 @@ __all__ = [
 
 
 def _sigmoid(x: Any) -> Any:
-    if type(x) is float:
-        if x >= 0.0:
-            return 1.0 / (1.0 + math.exp(-x))
-        e = math.exp(x)
-        return e / (1.0 + e)
+    if type(x) is float:  # the array path's formula, to the last bit
+        return 1.0 / (1.0 + math.exp(-x)) if x >= -_FLOAT_EXP_LIMIT else math.exp(x)
     if isinstance(x, BVar):  # a BVar of an outer tape: record this primitive there
         return sigmoid(x)
     # 1 / (1 + exp(-x)) in one buffer, with -x capped where exp would overflow; there
@@ -57,7 +54,8 @@ def _sigmoid(x: Any) -> Any:
     if type(out) is not np.ndarray:  # a 0-d input gives a NumPy scalar: make it a buffer
         out = np.array(out)
     limit = _exp_limit(out.dtype)
-    capped = out.size and np.minimum.reduce(x, None) < -limit  # (one cheap pass, rarely true)
+    # (one cheap pass, rarely true; a NaN makes the minimum NaN, and then it is taken too)
+    capped = out.size and not np.minimum.reduce(x, None) >= -limit
     if capped:
         np.minimum(out, limit, out=out)
     np.exp(out, out=out)
@@ -80,6 +78,9 @@ def _exp_limit(dtype: Any) -> float:
     return limit
 
 
+_FLOAT_EXP_LIMIT = _exp_limit(np.dtype(np.float64))
+
+
 def _relu(x: Any) -> Any:
     if type(x) is float:
         return 0.0 if x <= 0.0 else x  # (NaN stays NaN, as for arrays)
@@ -93,14 +94,18 @@ def _softplus(x: Any) -> Any:
         return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
     if isinstance(x, BVar):
         return softplus(x)
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(float)  # (booleans and integers, as sigmoid takes them)
+    y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    return y if y.ndim else y[()]
 
 
 def _softmax(x: Any, axis: int = -1) -> Any:
     if isinstance(x, BVar):
         return softmax(x, axis)
     x = np.asarray(x)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = np.exp(shift_by_max(x, x.max(axis=axis, keepdims=True, initial=-np.inf)))
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -156,6 +161,9 @@ def softplus(x: Any) -> Any:
 def softmax(x: Any, axis: int = -1) -> Any:
     """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum (no overflow).
 
+    A row of ``-inf`` gives the uniform distribution and ``+inf`` entries share 1: the
+    limits along ``x = c * ones``, as ``logsumexp``'s gradient has them (never NaN).
+
     >>> import numpy as np
     >>> from hetgrad import nn
     >>> nn.softmax(np.array([1000.0, 1000.0, -1000.0]))
@@ -176,16 +184,14 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     >>> nn.log_softmax(np.array([1000.0, -1000.0]))
     array([    0., -2000.])
     """
-    m = np.max(primal(x), axis=axis, keepdims=True)
-    if not all_finite(m):
-        m = np.where(np.isfinite(m), m, 0.0)  # rows of -inf (or an +inf): shift by 0
-    shifted = x - m
+    m = np.max(primal(x), axis=axis, keepdims=True, initial=-np.inf)
+    shifted = shift_by_max(x, m)  # (0 where x and m are the same infinity)
     return shifted - logsumexp(shifted, axis=axis, keepdims=True)
 
 
 def _log_softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(log_softmax(logits), e, s)`` along the last axis, where ``softmax = e / s``."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
+    shifted = shift_by_max(logits, logits.max(axis=-1, keepdims=True, initial=-np.inf))
     e = np.exp(shifted)
     s = e.sum(axis=-1, keepdims=True)
     return shifted - np.log(s), e, s
@@ -211,10 +217,14 @@ def _ce_logits_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
 
 def _scaled_residual(g: Any, p: Any, targets: Any) -> Any:
     """``g * (p * total - targets)``, ``total`` being each row's target sum (1 for one-hot
-    or probability targets, when the product is skipped)."""
+    or probability targets, when the product is skipped).  Targets broadcast along the
+    classes (a last axis of 1) count once per class."""
     total = (targets.sum(axis=-1, keepdims=True) if type(targets) is np.ndarray
              else np.sum(targets, axis=-1, keepdims=True))  # fmt: skip
-    if type(total) is np.ndarray and total.size == 1 and total.item() == 1.0:
+    t_shape, classes = np.shape(primal(targets)), np.shape(primal(p))[-1]
+    if (t_shape[-1] if t_shape else 1) != classes:
+        total = total * classes
+    elif type(total) is np.ndarray and total.size == 1 and total.item() == 1.0:
         return g * (p - targets)
     return g * (p * total - targets)
 

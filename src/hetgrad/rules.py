@@ -553,6 +553,35 @@ def _logaddexp_weight(x: Any, other: Any, y: Any, base_exp: Callable[[Any], Any]
     return np.where(same_infinity, 0.5, w) if np.any(same_infinity) else w
 
 
+def exact_shift(y: Any) -> bool:
+    """True if ``exp(x - y)``, with ``y`` a rounded log-sum-exp, is accurate: float64 with
+    every ``|y| <= 4096`` (one vdot).  Never in float32 or float16, whose ulp of ``y`` is
+    far larger; there the callers take the formula that needs no ``y``."""
+    return y.dtype == np.float64 and np.vdot(y, y) <= EXACT_SHIFT_SQUARES
+
+
+def _shift_by_max(a: Any, m: Any) -> Any:
+    if isinstance(a, BVar):  # a BVar of an outer tape: record there
+        return shift_by_max_p(a, m)
+    if all_finite(m):
+        return a - m
+    with np.errstate(invalid="ignore"):
+        d = a - m
+    return np.where(a == m, 0.0, d)
+
+
+# The shift is a constant, so the gradient is g itself, at the infinite entries too.
+shift_by_max_p = prim(_shift_by_max, lambda g, y, a, m: g, name="shift_by_max", nondiff=(1,))
+
+
+def shift_by_max(a: Any, m: Any) -> Any:
+    """``a - m``, ``m`` being the (constant) maximum of ``a`` along some axes, kept, with 0
+    where both are the same infinity: a row of ``-inf``, or the ``+inf`` entries of a row.
+    Those are the limits along ``a = c * ones`` (softmax is uniform there, and shares 1
+    among the ``+inf`` entries), where the plain difference is NaN."""
+    return shift_by_max_p(a, m) if isinstance(a, BVar) else _shift_by_max(a, m)
+
+
 def all_finite(a: np.ndarray) -> bool:
     """True if every element of ``a`` is finite, or False (then the caller takes its careful
     path) if the sum of squares overflows.  One BLAS call: cheaper than ``isfinite().all()``."""
@@ -629,12 +658,10 @@ def _logaddexp_grad(k: int, ufunc: Any, base_exp: Callable[[Any], Any],
     """
 
     def general(g: Any, y: Any, x: Any, other: Any) -> Any:
-        if type(y) is np.ndarray and type(x) is np.ndarray and vdot(y, y) <= EXACT_SHIFT_SQUARES:
+        if type(y) is np.ndarray and type(x) is np.ndarray and exact_shift(y):
             gx = g * ufunc(x - y)
             return gx if gx.shape == x.shape else unbroadcast(gx, x)
         return unbroadcast(g * _logaddexp_weight(x, other, y, base_exp, base_logaddexp), x)
-
-    vdot = np.vdot
 
     if k == 0:
         return general
@@ -664,12 +691,12 @@ logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_, np.logaddexp
 unread(add, 0, 1)
 unread(subtract, 0, 1)
 for _p in (negative, exp, tanh, sqrt, sum_, mean, reshape, broadcast_to, expand_dims,
-           swapaxes, transpose, astype):  # fmt: skip
+           swapaxes, transpose, astype, shift_by_max_p):  # fmt: skip
     unread(_p, 0)
 # Rules that do not read the output.
 output_unread(add, subtract, multiply, negative, absolute, square, log, sin, cos, maximum,
               minimum, matmul, outer, sum_, mean, reshape, broadcast_to, expand_dims,
-              swapaxes, transpose, where, getitem, astype)  # fmt: skip
+              swapaxes, transpose, where, getitem, astype, shift_by_max_p)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import rules
-from ..rules import EXACT_SHIFT_SQUARES, _no_out, all_finite, mean, prim, safe_quotient, sum_
+from ..rules import _no_out, all_finite, exact_shift, mean, prim, safe_quotient, shift_by_max, sum_
 from ..tape import BVar, primal
 from ._core import apply1, axes_of, kept, lift, shape_of
 from ._shape import concatenate as _concat
@@ -156,7 +156,7 @@ def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
         return logsumexp_p(a, axis=axis, keepdims=keepdims)
     # (Array methods and all_finite: a third of the overhead of np.max, np.sum, np.all.)
     a = np.asarray(a)
-    m = a.max(axis=axis, keepdims=True)
+    m = a.max(axis=axis, keepdims=True, initial=-np.inf)  # (-inf over an empty axis)
     if all_finite(m):
         s = np.exp(a - m).sum(axis=axis, keepdims=keepdims)
         y = np.log(s)  # s >= 1
@@ -171,18 +171,14 @@ def _logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 def _logsumexp_grad(g: Any, y: Any, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     gk, yk = _kept_args(g, y, a, axis, keepdims)
     py = primal(yk)
-    # Every |y| <= 4096 (one vdot): exp(a - y) is accurate, though y is rounded.
-    if type(py) is np.ndarray and np.vdot(py, py) <= EXACT_SHIFT_SQUARES:
+    # float64 with every |y| <= 4096: exp(a - y) is accurate, though y is rounded.
+    if type(py) is np.ndarray and exact_shift(py):
         return gk * np.exp(a - yk)
-    # Otherwise the softmax of a shifted by its (constant) maximum, which needs no y.
-    m = np.max(primal(a), axis=axis, keepdims=True)
-    e = np.exp(a - np.where(np.isfinite(m), m, 0.0))
-    s = np.sum(e, axis=axis, keepdims=True)
-    empty = primal(s) == 0  # every input -inf: the limit along x = c * ones, 1/n each
-    if np.any(empty):
-        n = _count(shape_of(a), axis)
-        return gk * np.where(empty, 1.0 / n, e / np.where(empty, 1.0, s))
-    return gk * (e / s)
+    # Otherwise the softmax of a shifted by its (constant) maximum, which needs no y; a
+    # row of -inf is uniform there, and +inf entries share 1 (see shift_by_max).
+    m = np.max(primal(a), axis=axis, keepdims=True, initial=-np.inf)
+    e = np.exp(shift_by_max(a, m))
+    return gk * (e / np.sum(e, axis=axis, keepdims=True))
 
 
 logsumexp_p = prim(_logsumexp, _logsumexp_grad, name="logsumexp", nondiff=(1,))
