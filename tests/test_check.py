@@ -100,7 +100,12 @@ def test_order_three() -> None:
 
 
 def test_nothing_to_check() -> None:
-    hetgrad.check_grads(lambda n, s: float(n) * 2.0, 3, "text")  # no float leaf: passes
+    hetgrad.check_grads(lambda s: 2.0, "text")  # no float leaf, nothing mistaken: passes
+    # Integers are constants: an integer point checks nothing, which is not a pass.
+    wrong = hetgrad.op1(lambda x: (x * 2.0, lambda g: 100.0 * g))
+    for point in (np.array([1, 2, 3]), 3):
+        with pytest.raises(TypeError, match=r"checked nothing: args\[0\] is an integer"):
+            hetgrad.check_grads(wrong, point)
 
 
 def test_a_structure_holding_one_scalar_is_checked_too() -> None:

@@ -47,3 +47,17 @@ def test_clean_code_unaffected_and_mode_is_scoped() -> None:
     with np.errstate(all="ignore"):
         g = hetgrad.grad_bp(lambda x: np.sum(np.sqrt(x)), np.array([4.0, 0.0]))
     assert np.isinf(g[1])
+
+
+def test_code_in_a_folder_named_like_numpy_is_located(tmp_path: object) -> None:
+    import pathlib
+
+    folder = pathlib.Path(str(tmp_path)) / "numpy_experiments"
+    folder.mkdir()
+    source = "import numpy as np\ndef loss(x):\n    return np.sum(np.log(x))\n"
+    (folder / "train.py").write_text(source)
+    namespace: dict[str, object] = {}
+    exec(compile(source, str(folder / "train.py"), "exec"), namespace)
+    with np.errstate(all="ignore"), hetgrad.debug_nans():
+        with pytest.raises(FloatingPointError, match=r"train\.py:3 in loss"):
+            hetgrad.grad_bp(namespace["loss"], np.array([1.0, -1.0]))

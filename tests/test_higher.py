@@ -187,3 +187,10 @@ def test_a_cotangent_of_the_wrong_kind_names_the_fix() -> None:
     with pytest.raises(TypeError, match="1.0, not 1"):
         pullback(1)
     assert pullback(1.0) == 2.0
+
+
+def test_second_derivative_at_a_python_float_singularity() -> None:
+    # d2/dx2 sqrt(x) at 0: NumPy's -inf, as for np.float64(0.0), not a ZeroDivisionError.
+    with np.errstate(divide="ignore"):
+        assert grad(grad(np.sqrt))(0.0) == -np.inf
+        assert grad(grad(np.log))(0.0) == -np.inf

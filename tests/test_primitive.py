@@ -231,3 +231,116 @@ def test_a_bvar_keyword_argument_is_an_error_not_a_lost_gradient() -> None:
         grad_bp(lambda a, b: np.max(a, initial=b), np.array([1.0, 2.0]), 3.0)
     # A constant keyword is fine, and stop_gradient makes one.
     assert grad_bp(lambda x, a: shift(x, a=hetgrad.stop_gradient(a)), 2.0, 3.0) == (1.0, 0.0)
+
+
+# -- what a custom operation may not do ----------------------------------------------
+
+
+def test_a_bvar_reaching_an_op_other_than_as_an_argument_is_an_error() -> None:
+    @hetgrad.primitive
+    def add_all(x: Any, ys: Any) -> Any:
+        return x + ys[0] + ys[1]
+
+    add_all.defvjp(lambda g, ans, x, ys: g, lambda g, ans, x, ys: [g, g])
+    with pytest.raises(TypeError, match="add_all: its forward pass computed with a BVar"):
+        grad_bp(lambda x, a: add_all(x, [a, 2.0 * a]), 2.0, 3.0)  # was (1.0, 0.0)
+
+    def scaled(x: Any, c: Any) -> Any:
+        op = op1(lambda y: (y * c, lambda g: g * hetgrad.stop_gradient(c)))
+        return op(x)
+
+    with pytest.raises(TypeError, match="its forward pass computed with a BVar"):
+        grad_bp(scaled, 2.0, 3.0)  # was (3.0, 0.0)
+
+
+def test_an_op_cannot_write_into_the_tapes_arrays() -> None:
+    @hetgrad.primitive
+    def double_in_place(x: Any) -> Any:
+        x *= 2.0
+        return x
+
+    double_in_place.defvjp(lambda g, ans, x: 2.0 * g)
+
+    def softmax_in_place(x: Any) -> Any:
+        x -= x.max()
+        e = np.exp(x)
+        y = e / e.sum()
+        return y, lambda g: y * (g - np.sum(g * y))
+
+    x = np.array([0.0, 1.0])
+    for f in (lambda x: double_in_place(np.exp(x)), lambda x: op1(softmax_in_place)(np.exp(x))):
+        with pytest.raises(ValueError, match="read-only"):
+            grad_bp(lambda x, f=f: np.sum(f(x) * np.arange(2.0)), x)  # was silently wrong
+
+
+def test_a_pullback_cannot_edit_its_cotangent() -> None:
+    # The cotangent of relu(x) + x goes to both terms: editing it in place corrupted x's.
+    def relu_forward(x: Any) -> Any:
+        def pullback(g: Any) -> Any:
+            g[x < 0] = 0.0
+            return g
+
+        return np.maximum(x, 0.0), pullback
+
+    relu = op1(relu_forward)
+    with pytest.raises(ValueError, match="read-only"):
+        grad_bp(lambda x: np.sum(relu(x) + x), np.array([-1.0, 2.0, -3.0]))  # was [0, 2, 0]
+
+    @hetgrad.primitive
+    def relu_p(x: Any) -> Any:
+        return np.maximum(x, 0.0)
+
+    def rule(g: Any, ans: Any, x: Any) -> Any:
+        g[x < 0] = 0.0
+        return g
+
+    relu_p.defvjp(rule)
+    with pytest.raises(ValueError, match="read-only"):
+        grad_bp(lambda x: np.sum(relu_p(x) + x), np.array([-1.0, 2.0, -3.0]))
+
+
+def test_the_gradient_of_a_registered_type_must_be_of_that_type() -> None:
+    class Coeffs:
+        def __init__(self, c: Any) -> None:
+            self.c = np.asarray(c, dtype=float)
+
+    hetgrad.register_backprop(
+        Coeffs, zero=lambda p: Coeffs(np.zeros_like(p.c)), add=lambda a, b: Coeffs(a.c + b.c),
+        one=lambda p: Coeffs(np.ones_like(p.c)),
+    )  # fmt: skip
+    total = op1(lambda p: (float(p.c.sum()), lambda g: g))  # should return a Coeffs
+    with pytest.raises(TypeError, match="expected a Coeffs, got float"):
+        grad_bp(total, Coeffs([1.0, 2.0]))
+    right = op1(lambda p: (float(p.c.sum()), lambda g: Coeffs(g * np.ones_like(p.c))))
+    assert grad_bp(right, Coeffs([1.0, 2.0])).c.tolist() == [1.0, 1.0]
+
+
+def test_a_rule_returning_none_means_no_gradient_in_any_order() -> None:
+    @hetgrad.primitive
+    def doubled(x: Any) -> Any:
+        return x * 2.0
+
+    doubled.defvjp(lambda g, ans, x: None)
+    assert grad_bp(lambda x: x * x + doubled(x), 3.0) == 6.0
+    assert grad_bp(lambda x: doubled(x) + x * x, 3.0) == 6.0  # used to raise
+
+
+def test_varargs_beyond_the_rules_given_name_the_missing_rule() -> None:
+    @hetgrad.primitive
+    def total(*xs: Any) -> Any:
+        return sum(xs)
+
+    total.defvjp(*([lambda g, ans, *xs: g] * 32))
+    assert grad_bp(lambda v: total(*v), [1.0] * 32) == [1.0] * 32
+    with pytest.raises(TypeError, match="total: argument 32 has no gradient rule"):
+        grad_bp(lambda v: total(*v), [1.0] * 40)  # used to be a bare IndexError
+
+
+def test_a_boolean_result_of_a_primitive_is_a_constant() -> None:
+    @hetgrad.primitive
+    def positive(x: Any) -> Any:
+        return x > 0
+
+    positive.defvjp(lambda g, ans, x: g)
+    g = grad_bp(lambda x: np.sum(x * positive(x)), np.array([-1.0, 2.0]))
+    assert g.tolist() == [0.0, 1.0]

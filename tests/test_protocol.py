@@ -92,3 +92,10 @@ def test_registration_honours_subclasses() -> None:
     assert type(zero(Child(5.0))) is Child and one(Child(5.0)).v == 1.0
     with pytest.raises(TypeError, match="must be callable"):
         hetgrad.register_backprop(Base, zero=1, add=lambda a, b: a, one=lambda a: a)  # type: ignore[arg-type]
+
+
+def test_add_of_a_float_and_an_array_is_refused_on_either_side() -> None:
+    for x, y in ((1.0, np.ones(3)), (np.ones(3), 1.0)):
+        with pytest.raises(ValueError, match="cannot add"):
+            add(x, y)
+    assert add(1.0, np.float64(2.0)) == 3.0

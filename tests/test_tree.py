@@ -149,3 +149,10 @@ def test_dict_subclasses_rebuild_right_or_are_refused() -> None:
 
     with pytest.raises(TypeError, match="dict subclass with its own constructor"):
         hetgrad.grad_bp(lambda c: c["a"] ** 2, Config("x", a=2.0))
+
+
+def test_unflatten_checks_the_number_of_leaves() -> None:
+    leaves, td = flatten({"a": 1.0, "b": [2.0, 3.0]})
+    for wrong in (leaves[:1], leaves + [4.0]):
+        with pytest.raises(ValueError, match="the TreeDef has 3 leaves, got"):
+            unflatten(td, wrong)

@@ -142,6 +142,23 @@ def _nothing_checked(opaque: list[str]) -> None:
         )
 
 
+def _integers_only(point: tuple[Any, ...]) -> None:
+    """Raise if the point has integer arguments and no float leaf: integers are constants,
+    so a pass would check nothing (``np.array([1, 2, 3])`` where ``[1.0, 2.0, 3.0]`` was
+    meant)."""
+    ints = [
+        f"args[{i}]" for i, a in enumerate(point)
+        if (isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)))
+        or (isinstance(a, np.ndarray) and a.dtype.kind in "iu")
+    ]  # fmt: skip
+    if ints:
+        raise TypeError(
+            f"check_grads checked nothing: {', '.join(ints)} "
+            f"{'is an integer' if len(ints) == 1 else 'are integers'}, which are constants "
+            "(never differentiated); pass floats, for example x.astype(float)"
+        )
+
+
 def _opaque_paths(point: tuple[Any, ...]) -> list[str]:
     """The paths of the leaves check_grads cannot perturb (values of registered types)."""
     out = []
@@ -178,6 +195,7 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
     nums = _differentiable(point)
     if not nums:
         _nothing_checked(_opaque_paths(point))
+        _integers_only(point)
         return
     grads = grad(s, argnums=nums)(*point)
     worst: tuple[float, str, float, float] | None = None

@@ -24,6 +24,7 @@ __all__ = ["debug_nans"]
 _state = threading.local()
 _count_lock = threading.Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
 
 
 # Open debug_nans blocks in all threads: while there are none (nearly always), the check
@@ -68,7 +69,7 @@ def _call_site() -> str:
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if not name.startswith(_PACKAGE_DIR) and "numpy" not in name:
+        if not name.startswith((_PACKAGE_DIR + os.sep, _NUMPY_DIR + os.sep)):
             return f"{name}:{frame.f_lineno} in {frame.f_code.co_name}"
         frame = frame.f_back  # type: ignore[assignment]
     return "an unknown place"

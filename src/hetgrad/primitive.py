@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
+from .protocol import instance_for
 from .tape import (
     LEAF_DEF,
     BVar,
@@ -36,6 +37,7 @@ from .tape import (
     _escaped,
     active_tapes,
     assemble,
+    computed_with_own_bvar,
     find_tape,
     missing_rule,
     primal,
@@ -174,7 +176,11 @@ def _leaf_problem(x: Any, g: Any) -> str | None:
     x = primal(x)
     g = primal(g)
     if tree.kind_of(type(x)) is tree.LEAF and not isinstance(x, (float, np.floating)):
-        return None  # a registered type: its own business
+        # A registered type: its gradient is a value of its type (its shape is its own
+        # business).
+        if instance_for(type(g)) is not instance_for(type(x)):
+            return f"type: expected a {type(x).__name__}, got {type(g).__name__}"
+        return None
     xs = np.shape(x)
     try:
         gs = np.shape(g)
@@ -212,9 +218,13 @@ def call_custom(
     arg_info: list[tuple[TreeDef, list[Any]]] = []
     for leaves, td in flat:
         vals, arg_parents = unbox(leaves, tape)
-        for v, p in zip(vals, arg_parents):
-            if p is None and type(v) is np.ndarray:
+        for i, (v, p) in enumerate(zip(vals, arg_parents)):
+            if type(v) is not np.ndarray:
+                continue
+            if p is None:
                 tape.lock(v)  # the pullback may read it: no writes while the tape lives
+            else:  # the tape's own array: read-only for the op (other nodes read it)
+                vals[i] = read_only(v)
         parents.extend(arg_parents)
         primals.append(unflatten(td, vals))
         arg_info.append((td, vals))
@@ -223,10 +233,14 @@ def call_custom(
         out_leaves, out_td = flatten(y)
     except tree.UnsupportedLeafError as e:
         raise TypeError(f"{name}: its value at {e.path('value')}: {e.reason}") from None
+    if any(isinstance(v, BVar) and v._tape is tape for v in out_leaves):
+        raise computed_with_own_bvar(name)
     nargs = len(args)
 
     def pullback(g: Any) -> list[Any]:
+        # Read-only: the same cotangent arrays may go to other nodes too.
         ct = assemble(out_td, out_leaves, g)
+        ct = read_only(ct) if type(ct) is np.ndarray else tree.tree_map(read_only, ct)
         grads = user_pullback(ct)
         if arity == 1:
             grads = (grads,)

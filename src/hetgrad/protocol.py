@@ -170,7 +170,7 @@ def _add(x: Any, y: Any) -> Any:
         inst = instance_for(tx)
         if inst is not None:
             return inst.add(x, y)
-        if kind_of(type(y)) not in (LEAF, ARRAY):
+        if kind_of(type(y)) not in (LEAF, ARRAY) or np.shape(y) != ():
             raise _Mismatch(y, f"cannot add {tx.__name__} and {type(y).__name__}")
         return x + y
     if k is ARRAY:

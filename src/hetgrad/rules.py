@@ -123,10 +123,13 @@ def _scalar(g: Any) -> Any:
 
 
 def safe_divide(a: Any, b: Any) -> Any:
-    """``a / b`` with NumPy's inf/nan for floats, where Python would raise."""
+    """``a / b`` with NumPy's inf/nan for floats, where Python would raise (BVars of
+    floats too: a rule differentiated again divides them)."""
     if type(b) is float and b == 0.0 and type(a) is float:
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.float64(a) / b)
+    if type(a) is BVar or type(b) is BVar:
+        return binary_call(np_divide, a, b)
     return a / b
 
 

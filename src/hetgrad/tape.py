@@ -416,7 +416,10 @@ def checked_rule(name: str, k: int, rule: Callable[..., Any]) -> Callable[..., A
     from .primitive import check_gradient
 
     def checked(g: Any, ans: Any, *args: Any, **kwargs: Any) -> Any:
-        out = rule(g, ans, *args, **kwargs)
+        # The cotangent and the output read-only: the same g may go to other nodes too.
+        out = rule(read_only(g), read_only(ans), *args, **kwargs)
+        if out is None:  # "no gradient"
+            return zero(primal(args[k]))
         check_gradient(name, k, args[k], out)
         return out
 
@@ -638,7 +641,9 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
                 vals.append(a._value)
                 parents.append(None)
                 continue
-            vals.append(a._value)
+            # A user's primitive sees the tape's arrays read-only: writing into one would
+            # change the intermediate that other nodes' rules read.
+            vals.append(read_only(a._value) if prim.checked else a._value)
             parents.append(a._index)
         else:
             if type(a) is np.ndarray:
@@ -651,7 +656,10 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     y = prim.fn(*tvals, **kwargs)
     if prim.reads is not None:
         tvals = stored(prim.reads, tvals)
-    return record(tape, prim.vjps, tuple(parents), tvals, y, kwargs or None, prim.name,
+    vjps = prim.vjps
+    if len(parents) > len(vjps):  # (varargs beyond the rules given: no rule, said if used)
+        vjps = vjps + tuple(missing_rule(prim.name, k) for k in range(len(vjps), len(parents)))
+    return record(tape, vjps, tuple(parents), tvals, y, kwargs or None, prim.name,
                   prim.reads_output)  # fmt: skip
 
 
@@ -669,6 +677,14 @@ def check_keywords(name: str, kwargs: dict[str, Any]) -> None:
 
 def _kind_name(v: Any) -> str:
     return v._container.name if isinstance(v, TreeVar) else type(v._value).__name__
+
+
+def is_integral(y: Any) -> bool:
+    """True for a boolean or integer result, which has no derivative."""
+    t = type(y)
+    if t is np.ndarray:
+        return y.dtype.kind in "biu"
+    return t is bool or t is int or isinstance(y, (np.integer, np.bool_))
 
 
 def is_leaf_value(y: Any) -> bool:
@@ -689,6 +705,10 @@ def record(
     """Append a primitive's node; structure-valued outputs get one node per output leaf."""
     nodes = tape.nodes
     assert nodes is not None
+    if type(y) is BVar and y._tape is tape:
+        raise computed_with_own_bvar(name)
+    if is_integral(y):  # (x > 0, argmax: a constant, as custom ops have it)
+        return y
     if is_leaf_value(y):
         kept = y if reads_output or type(nodes) is not list else None
         nodes.append((vjps, parents, args, kept, kw, name))
@@ -697,6 +717,8 @@ def record(
         leaves, td = flatten(y)
     except tree.UnsupportedLeafError as e:
         raise TypeError(f"{name} returned a value hetgrad cannot record: {e}") from None
+    if any(isinstance(v, BVar) and v._tape is tape for v in leaves):
+        raise computed_with_own_bvar(name)
 
     def pullback(parts: list[Any]) -> list[Any]:
         g = assemble(td, leaves, parts)
@@ -706,6 +728,16 @@ def record(
         ]
 
     return record_whole(tape, parents, pullback, td, leaves, name)
+
+
+def computed_with_own_bvar(name: str) -> TypeError:
+    """The error for an op whose forward pass computed with a BVar of the tape recording
+    it: that BVar was not an argument, so the op's rules would cut its gradient."""
+    return TypeError(
+        f"{name}: its forward pass computed with a BVar of the runner recording it, one "
+        "that is not an argument of its own (held in a list or dict argument, or in a "
+        "closure), so that BVar's gradient would be lost; pass it as an argument"
+    )
 
 
 def record_whole(

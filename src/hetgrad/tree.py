@@ -517,9 +517,11 @@ def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
     >>> unflatten(treedef, [3.0, 4.0])
     (3.0, {'b': 4.0, 'tag': 'x'})
     """
-    it = iter(leaves)
-    out = _unflatten(treedef, it)
-    return out
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(
+            f"unflatten: the TreeDef has {treedef.num_leaves} leaves, got {len(leaves)}"
+        )
+    return _unflatten(treedef, iter(leaves))
 
 
 def _unflatten(td: TreeDef, it: Iterator[Any]) -> Any:
