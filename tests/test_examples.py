@@ -124,3 +124,26 @@ def test_counts_below_one_are_usage_errors(module: Any, args: list[str], message
         module.main(args)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [(regression, ["--rate", "nan"], "--rate: must be a finite number above 0, got nan"),
+     (mnist, ["--rate", "-0.1"], "--rate: must be a finite number above 0"),
+     (quickstart, ["--lr", "inf"], "--lr: must be a finite number above 0"),
+     (mnist, ["--arch", "784-10-x"], "--arch must look like 784-300-100-10"),
+     (regression, ["--metrics", "{missing}/m.json"], "no folder"),
+     (moons, ["--metrics", "{tmp}"], "is a folder, not a file"),
+     (regression, ["--out", "{file}"], "exists and is not a folder")],
+)  # fmt: skip
+def test_bad_options_fail_before_any_training(
+    module: Any, args: list[str], message: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    (tmp_path / "file").write_text("")
+    paths = {"missing": tmp_path / "missing", "tmp": tmp_path, "file": tmp_path / "file"}
+    with pytest.raises(SystemExit) as e:
+        module.main([a.format(**paths) for a in args])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

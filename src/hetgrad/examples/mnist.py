@@ -29,7 +29,7 @@ import hetgrad
 from hetgrad import nn
 from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import load_mnist
-from hetgrad.examples import positive_int
+from hetgrad.examples import output_file, output_folder, positive_float, positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,10 @@ def error_rate(net: Network, images: np.ndarray, labels: np.ndarray) -> float:
 
 
 def parse_arch(text: str) -> list[int]:
-    sizes = [int(s) for s in text.split("-")]
+    try:
+        sizes = [int(s) for s in text.split("-")]
+    except ValueError:
+        sizes = []
     if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
         raise argparse.ArgumentTypeError("--arch must look like 784-300-100-10")
     return sizes
@@ -86,15 +89,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=positive_int, default=1)
     parser.add_argument("--batch-size", type=positive_int,
                         default=1, help="samples per gradient step")
-    parser.add_argument("--rate", type=float, default=0.02, help="learning rate")
+    parser.add_argument("--rate", type=positive_float, default=0.02, help="learning rate")
     parser.add_argument("--chunk", type=positive_int,
                         default=5000, help="report after this many points")
     parser.add_argument("--limit", type=positive_int,
                         default=None, help="use the first N training images")
     parser.add_argument("--data", default=None, help="folder of the MNIST files")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for the error-curve PNG")
-    parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
+    parser.add_argument("--out", type=output_folder, default=None,
+                        help="folder for the error-curve PNG")
+    parser.add_argument("--metrics", type=output_file, default=None,
+                        help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it

@@ -26,7 +26,7 @@ import numpy as np
 import hetgrad
 from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import make_moons
-from hetgrad.examples import positive_int
+from hetgrad.examples import output_file, output_folder, positive_int
 
 
 def relu(x: Any) -> Any:
@@ -136,10 +136,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=positive_int, default=50, help="fresh points per step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vectorised", action="store_true", help="train the array version")
-    parser.add_argument("--out", default=None, help="folder for moons.gif and moons.png")
+    parser.add_argument("--out", type=output_folder, default=None,
+                        help="folder for moons.gif and moons.png")
     parser.add_argument("--frame-every", type=positive_int,
                         default=5, help="steps between GIF frames")
-    parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
+    parser.add_argument("--metrics", type=output_file, default=None,
+                        help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it

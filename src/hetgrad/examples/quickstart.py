@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import hetgrad
-from hetgrad.examples import positive_int
+from hetgrad.examples import positive_float, positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=positive_int, default=5)
-    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--lr", type=positive_float, default=0.1)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     xs, targets = make_task(rng, 500)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 import hetgrad
 from hetgrad import optim
 from hetgrad.allocator import keep_freed_memory
-from hetgrad.examples import positive_int
+from hetgrad.examples import output_file, output_folder, positive_float, positive_int
 
 
 def target_function(x: np.ndarray) -> np.ndarray:
@@ -86,10 +87,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prog="python -m hetgrad.examples.regression", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--epochs", type=positive_int, default=1000)
-    parser.add_argument("--rate", type=float, default=0.05, help="learning rate")
+    parser.add_argument("--rate", type=positive_float, default=0.05, help="learning rate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for the PNGs")
-    parser.add_argument("--metrics", default=None, help="write final metrics as JSON here")
+    parser.add_argument("--out", type=output_folder, default=None,
+                        help="folder for the PNGs")
+    parser.add_argument("--metrics", type=output_file, default=None,
+                        help="write final metrics as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it
@@ -118,8 +121,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics["seconds"] = round(seconds, 3)
     for name, curve in curves.items():
         print(f"{name:>8}: final negative log-likelihood {curve[-1]:.4f}")
-    best = min(curves, key=lambda n: curves[n][-1])
-    print(f"Lowest: {best} ({3 * args.epochs} epochs in {seconds:.1f} s)")
+    finite = [n for n in curves if math.isfinite(curves[n][-1])]
+    if finite:
+        best = min(finite, key=lambda n: curves[n][-1])
+        print(f"Lowest: {best} ({3 * args.epochs} epochs in {seconds:.1f} s)")
+    else:
+        print(f"Every optimizer diverged (try a smaller --rate than {args.rate})")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
