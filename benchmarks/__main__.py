@@ -2,7 +2,9 @@
 
 Runs every ``benchmarks/bench_*.py`` module in this process, prints Markdown tables of
 times and ratios to the hand-written baseline, and writes ``benchmarks/results/latest.json``
-and ``benchmarks/results/latest.md`` with the machine, versions and thread settings.
+and ``benchmarks/results/latest.md`` with the machine, versions and thread settings.  A
+partial run (``--quick`` or ``--only``) writes ``partial.json`` and ``partial.md`` instead,
+so it never replaces the full results the README shows.
 With ``--peers`` it first creates (or reuses) ``benchmarks/.venv-peers`` with hetgrad and the
 peers (autograd, PyTorch, JAX, micrograd) and re-runs itself there.
 """
@@ -11,9 +13,10 @@ from __future__ import annotations
 
 import os
 
-# Pin BLAS threads for every implementation before NumPy (or a peer) is imported.
+# Pin BLAS threads to one for every implementation, before NumPy (or a peer) is imported;
+# a setting inherited from the shell would apply to NumPy but not to PyTorch (pinned below).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+    os.environ[_var] = "1"
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
@@ -34,8 +37,9 @@ from .harness import Report  # noqa: E402
 HERE = Path(__file__).parent
 
 
-def environment(malloc: str = "system default") -> dict[str, str]:
+def environment(malloc: str = "system default", run: str = "full") -> dict[str, str]:
     info = {
+        "run": run,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
@@ -70,24 +74,38 @@ def main(argv: list[str] | None = None) -> int:
         rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--peers"]
         return rerun_inside(rest)
     names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
-    if args.only:
-        names = [n for n in names if n in args.only or n.removeprefix("bench_") in args.only]
+    if args.only is not None:
+        known = {n.removeprefix("bench_") for n in names}
+        unknown = [o for o in args.only if o.removeprefix("bench_") not in known]
+        if not args.only or unknown:
+            parser.error(
+                f"--only takes module names ({', '.join(sorted(known))})"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        names = [n for n in names if n.removeprefix("bench_") in
+                 {o.removeprefix("bench_") for o in args.only}]  # fmt: skip
+    partial = args.quick or args.only is not None
+    run_kind = ("quick, " if args.quick else "") + (
+        "only " + " ".join(n.removeprefix("bench_") for n in names) if args.only else "full"
+    )
     malloc = keep_freed_memory()
     report = Report()
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         print(f"running {name} ...", flush=True)
         module.run(report, args.quick)
-    env = environment(malloc)
+    env = environment(malloc, run_kind)
     header = "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items())
     md = header + "\n\n" + report.markdown()
     print("\n" + md)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(
+    stem = "partial" if partial else "latest"
+    (out / f"{stem}.json").write_text(
         json.dumps({"environment": env, "rows": report.rows, "notes": report.notes}, indent=1)
     )
-    (out / "latest.md").write_text(md)
+    (out / f"{stem}.md").write_text(md)
+    print(f"Wrote {out / stem}.json and {out / stem}.md")
     return 0
 
 

@@ -27,6 +27,7 @@ import hetgrad
 import hetgrad.numpy as hnp
 from hetgrad import nn
 
+from .common import check_close
 from .harness import Report, measure_rounds, paired_difference, paired_ratio
 
 K = 200
@@ -62,6 +63,7 @@ def _plain(report: Report, quick: bool) -> None:
     ]
     min_time = 0.01 if quick else 0.05
     for name, numpy_fn, lifted_fn in rows:
+        check_close(f"{name}, lifted", [numpy_fn()], [lifted_fn()], rtol=1e-14, atol=0.0)
         rounds = measure_rounds({"numpy": numpy_fn, "lifted": lifted_fn}, min_time=min_time,
                                 repeat=15)  # fmt: skip
         base, lifted = rounds["numpy"], rounds["lifted"]

@@ -1,6 +1,7 @@
 """Structures: the gradient of a loss reading every leaf of a nested dict or dataclass.
 
 Reports the gradient's cost above the plain forward pass (target for 100 leaves: 0.5 ms).
+Every gradient is checked against the closed form before it is timed.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def run(report: Report, quick: bool) -> None:
     for n in (10, 100, 1000):
         d = nested_dict(n)
         group = "structure gradients"
+        grads = hetgrad.grad_bp(loss_dict, d)
+        check_close(f"{n}-leaf nested dict, hetgrad",
+                    [2.0 * v for grp in d.values() for v in grp.values()],
+                    [v for grp in grads.values() for v in grp.values()])  # fmt: skip
         fwd, g = _forward_and_gradient(loss_dict, d)
         report.add(group, f"{n}-leaf nested dict", "plain forward", fwd)
         report.add(group, f"{n}-leaf nested dict", "hetgrad grad_bp", g)
@@ -64,6 +69,10 @@ def run(report: Report, quick: bool) -> None:
             extra = (g - fwd) * 1e3
             report.note(f"100-leaf dict: the gradient costs {extra:.3f} ms above the forward")
         blocks = nested_dataclasses(n)
+        block_grads = hetgrad.grad_bp(loss_blocks, blocks)
+        check_close(f"{n}-leaf list of dataclasses, hetgrad",
+                    [v for b in blocks for v in (b.b, b.a, b.d, b.c, 1.0)],
+                    [v for b in block_grads for v in block_leaves(b)])  # fmt: skip
         fwd, g = _forward_and_gradient(loss_blocks, blocks)
         report.add(group, f"{n}-leaf list of dataclasses", "plain forward", fwd)
         report.add(group, f"{n}-leaf list of dataclasses", "hetgrad grad_bp", g)

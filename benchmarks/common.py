@@ -54,9 +54,10 @@ def _import(name: str) -> ModuleType:
             pass
         return torch
     if name == "jax":
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        os.environ.setdefault(
-            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        # One thread, as for the others (a setting inherited from the shell is replaced).
+        os.environ["XLA_FLAGS"] = (
+            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         )
         import jax
 

@@ -117,15 +117,22 @@ class Report:
         self.notes: list[str] = []
 
     def add(self, group: str, workload: str, impl: str, seconds: float,
-            ratio: float | None = None, **extra: Any) -> None:  # fmt: skip
-        """Add a row; its ratio is ``seconds`` over the baseline's, unless ``ratio`` (say
-        a :func:`paired_ratio`) is given."""
-        if ratio is None:
-            base = next(
-                (r["seconds"] for r in self.rows
-                 if r["group"] == group and r["workload"] == workload),
-                seconds,
-            )  # fmt: skip
+            ratio: float | None = None, *, no_baseline: bool = False,
+            **extra: Any) -> None:  # fmt: skip
+        """Add a row; its ratio is ``seconds`` over the baseline's (the workload's first
+        row), unless ``ratio`` (say a :func:`paired_ratio`) is given.  ``no_baseline``: the
+        workload has no baseline row (it was not measured), so the row gets no ratio."""
+        if no_baseline:
+            ratio = None
+            extra["no_baseline"] = True
+        elif ratio is None:
+            first = next(
+                (r for r in self.rows if r["group"] == group and r["workload"] == workload),
+                None,
+            )
+            if first is not None and first.get("no_baseline"):
+                raise ValueError(f"{group}, {workload}: this workload has no baseline row")
+            base = seconds if first is None else first["seconds"]
             ratio = seconds / base if base else None
         self.rows.append({
             "group": group, "workload": workload, "impl": impl, "seconds": seconds,
@@ -151,7 +158,8 @@ class Report:
             for r in rows:
                 value = r["seconds"]
                 shown = format_bytes(value) if r.get("unit") == "bytes" else format_time(value)
-                line = f"| {r['workload']} | {r['impl']} | {shown} | {r['ratio']:.2f}x |"
+                ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+                line = f"| {r['workload']} | {r['impl']} | {shown} | {ratio} |"
                 if best:
                     line += f" {r['best_ratio']:.2f}x |" if "best_ratio" in r else " |"
                 out.append(line)

@@ -125,10 +125,13 @@ def _scalar(g: Any) -> Any:
 def safe_divide(a: Any, b: Any) -> Any:
     """``a / b`` with NumPy's inf/nan for floats, where Python would raise (BVars of
     floats too: a rule differentiated again divides them)."""
-    if type(b) is float and b == 0.0 and type(a) is float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.float64(a) / b)
-    if type(a) is BVar or type(b) is BVar:
+    tb = type(b)
+    if tb is float and type(a) is float:  # (the scalar rules' case first)
+        if b == 0.0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return float(np.float64(a) / b)
+        return a / b
+    if tb is BVar or type(a) is BVar:
         return binary_call(np_divide, a, b)
     return a / b
 

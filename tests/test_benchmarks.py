@@ -1,0 +1,59 @@
+"""The benchmark harness's bookkeeping (no timings are asserted: speed is measured in
+``benchmarks/``, not in tests)."""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks.__main__ import main
+from benchmarks.bench_scalar import OPS_PER_STEP, chain, chain_derivative
+from benchmarks.harness import Report
+
+
+def test_ratios_are_to_the_workloads_first_row() -> None:
+    r = Report()
+    r.add("g", "w", "baseline", 2.0)
+    r.add("g", "w", "other", 3.0)
+    r.add("g", "w", "paired", 3.0, ratio=1.4)
+    assert [row["ratio"] for row in r.rows] == [1.0, 1.5, 1.4]
+
+
+def test_a_workload_without_a_baseline_has_no_ratios() -> None:
+    r = Report()
+    r.add("g", "big", "hetgrad", 2.0, no_baseline=True)
+    r.add("g", "big", "hetgrad, part", 1.0, no_baseline=True)
+    with pytest.raises(ValueError, match="no baseline row"):
+        r.add("g", "big", "other", 3.0)  # would be a ratio to hetgrad's own row
+    assert [row["ratio"] for row in r.rows] == [None, None]
+    assert "| big | hetgrad | 2.00 s | - |" in r.markdown()
+
+
+def test_only_names_known_modules(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--only", "mnst"], ["--only"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        assert "--only takes module names" in capsys.readouterr().err
+
+
+def test_the_scalar_chain_counts_its_operations() -> None:
+    class Counted(float):
+        ops = 0
+
+        def _op(self, other: float, fn: object) -> Counted:
+            Counted.ops += 1
+            return Counted(fn(float(self), float(other)))  # type: ignore[operator]
+
+        def __mul__(self, o: float) -> Counted:
+            return self._op(o, float.__mul__)
+
+        def __add__(self, o: float) -> Counted:
+            return self._op(o, float.__add__)
+
+        def __truediv__(self, o: float) -> Counted:
+            return self._op(o, float.__truediv__)
+
+    chain(Counted(0.5))
+    assert Counted.ops == 1000 * OPS_PER_STEP
+    h = 1e-6
+    numeric = (chain(0.5 + h) - chain(0.5 - h)) / (2 * h)
+    assert chain_derivative(0.5) == pytest.approx(numeric, rel=1e-6)
