@@ -33,7 +33,9 @@ def check_grads(
     Every argument may be any structure hetgrad understands (dataclasses, dicts, lists,
     NamedTuples, arrays, floats); static leaves (ints, strings, static fields) are
     skipped, and so are values of registered types, which it cannot perturb (if nothing
-    else is left to check it raises ``TypeError``).  Float leaves are converted to float64.
+    else is left to check it raises ``TypeError``, and so it does for a point of integers,
+    which are constants: ``np.array([1, 2])`` where floats were meant).  Float leaves are
+    converted to float64.
     For each differentiable leaf, the gradient's component along a random direction is
     compared with the central difference ``(s(x + eps v) - s(x - eps v)) / (2 eps)``,
     where ``s`` is ``f`` (or, if ``f`` returns an array or a structure, its inner product

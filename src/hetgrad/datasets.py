@@ -94,7 +94,9 @@ def load_mnist(
         path: the folder; defaults to the environment variable ``HETGRAD_MNIST``.
         download: fetch the files that are missing (as ``.gz``) from ``url``, check their
             SHA-256 against :data:`MNIST_SHA256` and write them atomically into ``path``
-            (created if needed).  Files already present are not fetched.
+            (created if needed).  Files already present are not fetched.  A download fails
+            when no bytes arrive for :data:`READ_TIMEOUT` seconds, or when one file takes
+            longer than :data:`DOWNLOAD_DEADLINE`.
         url: the base URL of a mirror holding the four ``.gz`` files; needed for downloads.
         dtype: the float dtype of the images.
 
@@ -103,8 +105,9 @@ def load_mnist(
 
     Raises:
         FileNotFoundError: a file is missing (and not downloaded).
-        DatasetError: a file is corrupt or truncated, a download fails its checksum, or no
-            folder is given and ``HETGRAD_MNIST`` is unset.
+        DatasetError: a file is corrupt or truncated, a download fails (its checksum, the
+            server, the network or the deadline), or no folder is given and
+            ``HETGRAD_MNIST`` is unset.
 
     >>> import os
     >>> if os.environ.get("HETGRAD_MNIST"):

@@ -888,7 +888,9 @@ def where(selector: Callable[[Any], Any]) -> Optic:
 
     The selector may only read attributes and items, as in ``lambda net:
     net.layers[1].w``; it runs once, on a stand-in, and the path it reads becomes a
-    composition of :func:`attr` and :func:`item` lenses.
+    composition of :func:`attr` and :func:`item` lenses.  A selector that tests, compares
+    or iterates its argument (``n.b if n.use_b else n.a``) is refused: its path would
+    depend on a value the stand-in does not have.
 
     >>> where(lambda net: net.layers[1].w)
     attr('layers') / item(1) / attr('w')

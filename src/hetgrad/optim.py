@@ -61,7 +61,10 @@ class GradientTransformation(NamedTuple):
     """An optimizer: ``init(params) -> state`` and ``update(grads, state, params) -> (updates,
     state)``.
 
-    ``params`` is optional in ``update`` (none of the optimizers here needs it).
+    ``params`` is optional in ``update`` (none of the optimizers here needs it).  The
+    gradients must have the structure of the parameters the state was made for (the same
+    containers, dict keys in the same order): ``update`` raises ``ValueError`` otherwise,
+    rather than pair one parameter's gradient with another's state.
     """
 
     init: Callable[[Any], Any]
