@@ -235,6 +235,7 @@ def settled(td: TreeDef, tape: Tape) -> TreeDef:
 
 
 def _holds_bvar(x: Any) -> bool:
+    """True if the static value ``x`` is a BVar or a structure holding one."""
     if isinstance(x, BVar):
         return True
     if type(x) in (str, int, bool, type(None)) or isinstance(x, np.ndarray):
@@ -245,13 +246,14 @@ def _holds_bvar(x: Any) -> bool:
         return False
     if td.container is None:  # a leaf, or a static value (not a structure to look into)
         return False
-    return any(isinstance(v, BVar) for v in leaves) or settled_needed(td)
+    return any(isinstance(v, BVar) for v in leaves) or _settled_needed(td)
 
 
-def settled_needed(td: TreeDef) -> bool:
+def _settled_needed(td: TreeDef) -> bool:
+    """True if a static leaf anywhere in ``td`` holds a BVar."""
     return any(
         (type(c) is tree.Static and _holds_bvar(c.value))
-        or (type(c) is TreeDef and settled_needed(c))
+        or (type(c) is TreeDef and _settled_needed(c))
         for c in td.children
     )
 
