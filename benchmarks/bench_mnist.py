@@ -446,6 +446,13 @@ def _as_arrays(group: str, out: Any, flat: Callable[[Any], list[Any]] | None) ->
 
 
 def run(report: Report, quick: bool) -> None:
+    report.note(
+        "MNIST tables: each time is an implementation's median over the interleaved "
+        "rounds; each ratio is the median of the ratios measured within a round, which "
+        "cancels the host's slow spells (a slow spell during the baseline's turn raises its "
+        "median time, not the ratios), so on a noisy host the time column and the ratio "
+        "column can disagree; the ratios are the measurement"
+    )
     rng = np.random.default_rng(7)
     net = init_network(rng)
     for label, n in (("one sample", 1), (f"minibatch {BATCH}", BATCH)):

@@ -6,9 +6,8 @@ of its message.  What hetgrad does in the cases it had to decide:
 * ``float(bvar)``, ``complex(bvar)``, ``np.asarray(bvar)``, ``np.array(bvar)`` and
   ``math.sin(bvar)`` (which calls ``float``) raise ``TypeError``: each would drop the value
   from the tape and silently zero its gradient.  ``bvar.value`` is the explicit way.
-* ``int(bvar)`` and ``bool(bvar)`` are allowed: they are piecewise constant, so no
-  gradient is lost (tested in ``test_tape.py``); ``round(bvar)`` is a ``TypeError``
-  (Python's own: BVar has no ``__round__``).
+* ``int(bvar)``, ``bool(bvar)`` and ``round(bvar)`` are allowed: they are piecewise
+  constant, so no gradient is lost (tested in ``test_tape.py`` and below).
 * Item assignment into a BVar raises ``TypeError``; assigning a BVar into a plain array
   (``a[0] = bvar``) raises NumPy's ``ValueError`` "setting an array element with a
   sequence" (NumPy swallows the ``TypeError`` of the conversion and raises its own).
@@ -154,7 +153,8 @@ MISUSES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
      "float() of a BVar"),
     ("numpy ufunc on a BVar of a structure", lambda: grad_bp(np.sin, {"a": 1.0}), TypeError,
      "BVar of a dict"),
-    ("round(bvar)", _in_runner(round), TypeError, "__round__"),
+    ("bvar.item()", _in_runner(lambda v: v.item()), TypeError, "bvar.value.item()"),
+    ("bvar.tolist()", _in_runner(lambda v: v.tolist(), np.ones(2)), TypeError, "list(v)"),
     ("bvar as a dict key", _in_runner(lambda v: {v: 1}), TypeError, "unhashable"),
     # pullbacks and rules returning the wrong structure or shape
     ("pullback: wrong shape", _custom_op(lambda g: np.ones(3)), ValueError,

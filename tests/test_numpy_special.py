@@ -189,7 +189,7 @@ def test_full_of_a_bvar_is_konst() -> None:
     (lambda x: np.reshape(x, (2, 1), order="A"), NotImplementedError, "order='A'"),
     (lambda x: np.ravel(x, order="K"), NotImplementedError, "order='K'"),
     (lambda x: np.einsum(x, [60]), ValueError, "a subscript must be an int"),
-    (lambda x: np.average(x[None, :], weights=[1.0]), ValueError, "need an axis"),
+    (lambda x: np.average(x[None, :], weights=[1.0]), ValueError, "along the axis"),
     (lambda x: np.diff(x[0]), ValueError, "at least one dimension"),
 ])  # fmt: skip
 def test_keywords_without_a_rule_raise(call: Any, error: type, match: str) -> None:
@@ -446,3 +446,95 @@ def test_result_types_match_numpy() -> None:
     assert type(value) is type(np.inner(np.ones(3), np.ones(3)))
     value, _ = hetgrad.backprop_with(lambda v: v.astype(np.float16), np.array(1.5))
     assert type(value) is np.ndarray and value.dtype == np.float16 and value.shape == ()
+
+
+# -- unusual but legal arguments (an audit's findings) ------------------------------------
+
+
+def _value(f: Any, *args: Any) -> Any:
+    """``f``'s value under differentiation (a BVar of each argument)."""
+    return hetgrad.backprop_with(f, *args)[0]
+
+
+def test_einsum_sublists_use_numpys_letters() -> None:
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    for f in (lambda a: np.einsum(a, [0, 30]), lambda a: np.einsum(a, [27, 1], b, [1, 2])):
+        np.testing.assert_array_equal(_value(f, a), f(a))  # was transposed
+        hetgrad.check_grads(f, a)
+
+
+def test_linspace_of_bvars_follows_numpy() -> None:
+    ints = _value(lambda s, e: np.linspace(s, e, 5, dtype=int), 0.0, 4.0)
+    assert ints.tolist() == [0, 1, 2, 3, 4]
+    assert _value(lambda s, e: np.linspace(s, e, 3, dtype=np.float32), 0.0, 4.0).dtype == np.float32
+    start, stop = np.array([1.0]), np.array([[2.0, 3.0]])
+    assert _value(lambda s: np.linspace(s, stop, 2), start).shape == (2, 1, 2)
+    assert np.isnan(_value(lambda s: np.linspace(s, 2.0, 1, retstep=True)[1], 1.0))
+    ends = np.array([0.5, 1.0]), np.array([2.0, 3.0])
+    hetgrad.check_grads(lambda s, e: np.linspace(s, e, 4), *ends)
+
+
+def test_dtype_and_ndmin_are_applied_to_bvars() -> None:
+    x = np.ones(2)
+    joined = _value(lambda a: np.concatenate([a, np.ones(1)], dtype=np.float32), x)
+    assert joined.dtype == np.float32
+    assert _value(lambda a: np.stack([a, a], dtype=np.float32), x).dtype == np.float32
+    assert _value(lambda a: hnp.array([a[0], a[1]], ndmin=2), x).shape == (1, 2)
+    assert _value(lambda a: hnp.array(a, ndmin=3), x).shape == (1, 1, 2)
+    with pytest.raises(TypeError, match="would drop their gradients"):
+        _value(lambda a: np.concatenate([a, a], dtype=int), x)
+
+
+def test_pinv_hermitian_reads_the_lower_triangle() -> None:
+    x = np.array([[2.0, 0.3], [0.7, 3.0]])
+    hetgrad.check_grads(lambda a: np.linalg.pinv(a, hermitian=True), x)  # was the full formula
+    with pytest.raises(NotImplementedError, match="multi_dot with out="):
+        _value(lambda a: np.linalg.multi_dot([a, a], out=np.empty((2, 2))), x)
+
+
+def test_shape_functions_with_broadcasting_and_one_dimension() -> None:
+    row = np.arange(4.0).reshape(1, 4)
+    idx = np.array([[0], [1], [0]])
+    take = lambda a: np.take_along_axis(a, idx, axis=1)  # noqa: E731
+    np.testing.assert_array_equal(_value(take, row), take(row))
+    hetgrad.check_grads(take, row)
+    v = np.arange(1.0, 4.0)
+    for f in (lambda v: np.triu(v), lambda v: np.tril(v, -1)):
+        hetgrad.check_grads(f, v)  # a 1-D input is broadcast into rows
+    pad = lambda a: np.pad(a, {1: (1, 0)})  # noqa: E731
+    np.testing.assert_array_equal(_value(pad, row), pad(row))
+    hetgrad.check_grads(pad, row)
+    with pytest.raises(ValueError, match="Cannot specify order"):
+        _value(lambda a: np.sort(a, order="f"), v)
+
+
+def test_average_and_nanmean_with_axes_and_masks() -> None:
+    a = np.arange(24.0).reshape(2, 3, 4) + 1.0
+    cases = [((1,), np.arange(1.0, 4.0)), ((0, 2), np.ones((2, 4))),
+             ((2, 0), np.ones((4, 2)) * np.arange(1.0, 3.0))]  # fmt: skip
+    for axis, w in cases:
+        f = lambda a, axis=axis, w=w: np.average(a, axis=axis, weights=w)  # noqa: E731
+        np.testing.assert_allclose(_value(f, a), f(a))
+        hetgrad.check_grads(f, a)
+    scale = _value(lambda a: np.average(a, returned=True), np.ones(3, np.float32))[1]
+    assert scale.dtype == np.float32
+    x, mask = np.array([1.0, np.nan, 3.0, 4.0]), np.array([True, True, False, True])
+    assert _value(lambda a: np.nanmean(a, where=mask), x) == np.nanmean(x, where=mask)
+
+
+def test_safe_where_always_has_the_full_shape() -> None:
+    assert hnp.safe_where(np.zeros(0) > 0, np.sqrt, np.exp, np.zeros(0)).shape == (0,)
+    out = hnp.safe_where(np.array([False] * 3), np.sqrt, lambda v: 0.0, np.ones(3))
+    assert np.shape(out) == (3,)
+
+
+def test_power_of_a_low_precision_constant_base() -> None:
+    g = hetgrad.grad_bp(lambda u: np.sum(np.power(np.array([3], np.int8), u)), np.array([1.0]))
+    np.testing.assert_allclose(g, [3.0 * np.log(3.0)], rtol=1e-15)  # was computed in float16
+
+
+def test_bvar_methods_take_ndarrays_signatures() -> None:
+    v = np.arange(6.0).reshape(2, 3)
+    assert _value(lambda v: v.sum(0, np.float32), v).dtype == np.float32
+    assert _value(lambda v: v.mean(1, np.float32), v).dtype == np.float32
+    assert _value(lambda v: v.reshape(np.int64(6)), v).shape == (6,)

@@ -514,3 +514,21 @@ def test_update_refuses_gradients_of_another_structure(make: Callable[[], Any]) 
             opt.update(grads, state)
     updates, _ = opt.update({"a": 5.0, "b": 0.0}, state)
     assert list(updates) == ["a", "b"] and updates["a"] < 0.0
+
+
+def test_adam_with_numpy_scalar_hyperparameters_keeps_float32() -> None:
+    params = {"w": np.ones(2, np.float32), "b": 0.5}
+    opt = adam(np.float64(1e-2), b1=np.float64(0.9), b2=np.float64(0.999), eps=np.float64(1e-8))
+    state = opt.init(params)
+    updates, state = opt.update({"w": np.ones(2, np.float32), "b": 1.0}, state)
+    assert updates["w"].dtype == np.float32 and state.mu["w"].dtype == np.float32
+    assert type(updates["b"]) is float and type(state.nu["b"]) is float
+
+
+def test_the_gradients_of_several_arguments_get_a_hint() -> None:
+    opt = sgd(0.1)
+    state = momentum(0.1, 0.9).init({"w": np.ones(2)})
+    grads = hetgrad.grad_bp(lambda p, x: np.sum(p["w"] * x), {"w": np.ones(2)}, np.ones(2))
+    with pytest.raises(ValueError, match="a tuple of 2: the gradients of several arguments"):
+        momentum(0.1, 0.9).update(grads, state)
+    assert opt.update(grads[0], opt.init({"w": np.ones(2)}))[0]["w"].tolist() == [-0.1, -0.1]

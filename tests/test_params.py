@@ -139,3 +139,9 @@ def test_numpy_scalars_combine_alike_on_either_side() -> None:
         assert scaled.w.dtype == np.float64 and type(scaled.b) is float and scaled.b == 2.0
     for scaled in (net * 2.0, 2.0 * net, net * np.float32(2.0), np.float32(2.0) * net):
         assert scaled.w.dtype == np.float32
+
+
+def test_a_float_leaf_stays_a_float_with_any_numpy_scalar() -> None:
+    net = Net(np.ones(2, np.float32), 1.0)
+    for lr in (np.float32(0.1), np.float16(0.5), np.float64(0.25)):
+        assert type((net - lr * net).b) is float

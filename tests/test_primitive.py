@@ -344,3 +344,22 @@ def test_a_boolean_result_of_a_primitive_is_a_constant() -> None:
     positive.defvjp(lambda g, ans, x: g)
     g = grad_bp(lambda x: np.sum(x * positive(x)), np.array([-1.0, 2.0]))
     assert g.tolist() == [0.0, 1.0]
+
+
+def test_an_ops_own_output_is_read_only_for_its_pullback() -> None:
+    # A pullback that reuses its output's memory corrupted every later call of it
+    # (jacobian's rows, a backprop_with pullback called twice).
+    @op1
+    def softmax(x: Any) -> Any:
+        e = np.exp(x - x.max())
+        y = e / e.sum()
+
+        def pullback(g: Any) -> Any:
+            s = g @ y
+            y[...] = y * (g - s)  # in place: refused
+            return y.copy()
+
+        return y, pullback
+
+    with pytest.raises(ValueError, match="read-only"):
+        hetgrad.jacobian(lambda x: softmax(x) * 2.0)(np.array([0.1, 0.5, -0.3]))

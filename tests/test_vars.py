@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -578,3 +579,55 @@ def test_a_bvar_set_into_a_static_field_does_not_escape() -> None:
     assert hetgrad.jacobian(f)(Scaled(1.5)).scale == 4.5
     aux = hetgrad.grad(lambda s: (s.w * 1.0, f(s)), has_aux=True)(Scaled(1.5))[1]
     assert aux == Scaled(1.5, 4.5) and type(aux.scale) is float
+
+
+def test_changing_a_bvar_of_a_structure_in_place_is_refused() -> None:
+    # Each of these changed a throwaway copy: the value and the gradient differed from the
+    # plain call, silently.
+    def two_smallest(xs: Any) -> Any:
+        xs.sort()
+        return xs[0] + 2.0 * xs[1]
+
+    def pop_last(xs: Any) -> Any:
+        xs.pop()
+        return sum(xs)
+
+    def update(d: Any) -> Any:
+        d.update(a=0.0)
+        return d["a"] + d["b"]
+
+    @dataclasses.dataclass
+    class Unit:
+        w: np.ndarray
+
+        def normalize(self) -> None:
+            self.w = self.w / np.sqrt(np.sum(self.w**2))
+
+    def normalized(m: Any) -> Any:
+        m.normalize()
+        return np.sum(m.w * np.array([1.0, 0.0]))
+
+    def assign(m: Any) -> Any:
+        m.w = m.w * 2.0
+        return np.sum(m.w)
+
+    cases = [(two_smallest, [4.0, 1.0, 2.0], "sort()"), (pop_last, [1.0, 2.0, 3.0], "pop()"),
+             (update, {"a": 1.0, "b": 2.0}, "update()"),
+             (normalized, Unit(np.array([3.0, 4.0])), "normalize()"),
+             (assign, Unit(np.array([3.0, 4.0])), "assigning .w")]  # fmt: skip
+    for f, x, what in cases:
+        with pytest.raises(TypeError, match=rf"{re.escape(what)} would change a BVar of a"):
+            hetgrad.backprop(f, x)
+    # Methods that read are answered as before.
+    assert grad_bp(lambda d: d.get("a") * sum(d.values()), {"a": 2.0, "b": 1.0}) == {
+        "a": 5.0, "b": 2.0}  # fmt: skip
+    assert grad_bp(lambda xs: xs.index(3.0) * xs[0] + xs.count(1.0), [1.0, 3.0]) == [1.0, 0.0]
+
+
+def test_printing_and_rounding_a_bvar() -> None:
+    def f(x: Any) -> Any:
+        assert f"{x:.2f}" == "1.50" and round(x) == 2 and round(x, 1) == 1.5
+        return x * x
+
+    assert grad_bp(f, 1.5) == 3.0
+    assert grad_bp(lambda v: np.sum(v.copy() * v), np.array([1.0, 2.0])).tolist() == [2.0, 4.0]

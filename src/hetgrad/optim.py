@@ -61,10 +61,11 @@ class GradientTransformation(NamedTuple):
     """An optimizer: ``init(params) -> state`` and ``update(grads, state, params) -> (updates,
     state)``.
 
-    ``params`` is optional in ``update`` (none of the optimizers here needs it).  The
-    gradients must have the structure of the parameters the state was made for (the same
-    containers, dict keys in the same order): ``update`` raises ``ValueError`` otherwise,
-    rather than pair one parameter's gradient with another's state.
+    ``params`` is optional in ``update`` (none of the optimizers here needs it).  Where
+    the state holds values shaped like the parameters (momentum, adam), the gradients must
+    have the structure of the parameters it was made for (the same containers, dict keys
+    in the same order): ``update`` raises ``ValueError`` otherwise, rather than pair one
+    parameter's gradient with another's state.
     """
 
     init: Callable[[Any], Any]
@@ -111,9 +112,15 @@ def _grads_leaves(grads: Any, state_def: TreeDef, who: str) -> tuple[list[Any], 
     feed one parameter's gradient into another's state)."""
     leaves, td = flatten(grads)
     if len(leaves) != state_def.num_leaves:
+        hint = (
+            f" (the gradients are a tuple of {len(grads)}: the gradients of several "
+            "arguments, as backprop and grad_bp give them? take the parameters' own, or "
+            "use hetgrad.grad(loss), which differentiates the first argument only)"
+            if type(grads) is tuple else ""
+        )  # fmt: skip
         raise ValueError(
             f"{who}: the gradients have {len(leaves)} differentiable leaves but the "
-            f"optimizer state was made for parameters with {state_def.num_leaves}"
+            f"optimizer state was made for parameters with {state_def.num_leaves}{hint}"
         )
     if not td.same_structure(state_def):
         raise ValueError(
@@ -256,6 +263,8 @@ def adam(
     for name, x in (("b1", b1), ("b2", b2), ("eps", eps)):
         if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
             raise TypeError(f"adam: {name} must be a number, got {x!r}")
+    # Python floats: NumPy scalars would make float32 state and updates float64.
+    b1, b2, eps = float(b1), float(b2), float(eps)
     c1, c2 = 1.0 - b1, 1.0 - b2
 
     def init(params: Any) -> AdamState:

@@ -41,8 +41,8 @@ def _is_scalar(x: Any) -> bool:
 
 
 def _keep_float(leaf: Any, y: Any) -> Any:
-    """A Python float leaf stays a Python float (``1.0 * np.float64(2)`` is a NumPy one)."""
-    return float(y) if type(leaf) is float and type(y) is np.float64 else y
+    """A Python float leaf stays a Python float (``1.0 * np.float32(2)`` is a NumPy one)."""
+    return float(y) if type(leaf) is float and isinstance(y, np.floating) else y
 
 
 class Params:

@@ -235,6 +235,9 @@ def call_custom(
         raise TypeError(f"{name}: its value at {e.path('value')}: {e.reason}") from None
     if any(isinstance(v, BVar) and v._tape is tape for v in out_leaves):
         raise computed_with_own_bvar(name)
+    for v in out_leaves:  # the pullback's closure holds them: read-only while the tape lives
+        if type(v) is np.ndarray:
+            tape.lock(v)
     nargs = len(args)
 
     def pullback(g: Any) -> list[Any]:

@@ -202,11 +202,15 @@ def _pow(a: Any, e: Any) -> Any:
     return a ** e
 
 
-def _log_where_positive(a: Any) -> Any:
-    """``log(a)`` where ``a > 0``, else 0 (the exponent's gradient of a power)."""
+def _log_where_positive(a: Any, dtype: Any = None) -> Any:
+    """``log(a)`` where ``a > 0``, else 0 (the exponent's gradient of a power), in the
+    power's float ``dtype`` (NumPy takes the log of an int8 or float16 base in float16)."""
     pa = primal(a)
     if type(pa) is float:
         return log_(a) if pa > 0.0 else 0.0
+    if dtype is not None and dtype.kind == "f" and np.result_type(pa) != dtype:
+        a = astype(a, dtype) if isinstance(a, BVar) else np.asarray(pa, dtype=dtype)
+        pa = primal(a)
     if np.all(pa > 0):
         return np.log(a)
     return np.where(pa > 0, np.log(np.where(pa > 0, a, 1.0)), 0.0)
@@ -214,7 +218,7 @@ def _log_where_positive(a: Any) -> Any:
 
 def _pow_exponent(g: Any, y: Any, a: Any, b: Any) -> Any:
     # d/db a**b = a**b log a; where a <= 0 we take 0 (at a = 0, b > 0 this is exact).
-    return unbroadcast(g * y * _log_where_positive(a), b)
+    return unbroadcast(g * y * _log_where_positive(a, np.result_type(primal(y))), b)
 
 
 add = prim(operator.add, lambda g, y, a, b: unbroadcast(g, a),

@@ -855,8 +855,33 @@ class BVar:
 
     def __float__(self) -> float:
         raise TypeError(
-            "float() of a BVar would drop it from the tape and silently zero its gradient; "
-            "use bvar.value for the primal value, or hetgrad.stop_gradient(bvar)"
+            "float() of a BVar would drop it from the tape and silently zero its gradient "
+            "(math.exp and the other math functions call it, and so does storing a BVar "
+            "into a NumPy array); use NumPy's functions (np.exp, or hetgrad.numpy), which "
+            "record, and build arrays from BVars with hetgrad.numpy.stack or .array. "
+            "bvar.value is the value as a constant, with no gradient"
+        )
+
+    def __format__(self, spec: str) -> str:  # (f"{loss:.3f}" in a progress message)
+        return format(primal(self), spec)
+
+    def __round__(self, ndigits: Any = None) -> Any:  # piecewise constant: a plain result
+        return round(primal(self), ndigits)
+
+    def copy(self, order: str = "K") -> Any:
+        """A BVar is never changed in place, so its copy is itself (``np.copy`` alike)."""
+        return self
+
+    def item(self, *args: Any) -> Any:
+        raise TypeError(
+            "bvar.item() would drop it from the tape; index the BVar instead (v[i]), or "
+            "use bvar.value.item() for the value as a constant"
+        )
+
+    def tolist(self) -> Any:
+        raise TypeError(
+            "bvar.tolist() would drop it from the tape; iterate over the BVar instead "
+            "(list(v)), or use bvar.value.tolist() for the values as constants"
         )
 
     def __complex__(self) -> complex:
@@ -970,15 +995,25 @@ class BVar:
     def T(self) -> Any:
         return _r.transpose(self)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _r.sum_(self, axis=axis, keepdims=keepdims)
+    # (ndarray's signatures: sum(axis, dtype, out, keepdims); the usual call kept direct)
+    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False, **kwargs: Any) -> Any:  # fmt: skip
+        if dtype is None and out is None and not kwargs:
+            return _r.sum_(self, axis=axis, keepdims=keepdims)
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return _r.mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False, **kwargs: Any) -> Any:  # fmt: skip
+        if dtype is None and out is None and not kwargs:
+            return _r.mean(self, axis=axis, keepdims=keepdims)
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
     def reshape(self, *shape: Any, order: str = "C") -> Any:
-        if len(shape) == 1 and not isinstance(shape[0], int):
-            shape = tuple(shape[0])
+        if len(shape) == 1:  # reshape(6), reshape(np.int64(6)) or reshape((2, 3))
+            try:
+                shape = (operator.index(shape[0]),)
+            except TypeError:
+                shape = tuple(shape[0])  # type: ignore[arg-type]
         return _r.reshape(self, shape, order=order) if order != "C" else _r.reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Any:
@@ -1066,7 +1101,11 @@ class TreeVar(BVar):
             return self._children[i]
         if name.startswith("__"):
             raise AttributeError(name)
-        return getattr(self._split(), name)
+        split = self._split()
+        found = getattr(split, name)
+        if callable(found) and not isinstance(found, type):
+            return _method_of_split(self, split, found, name)
+        return found
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, (int, np.integer)) and self._container.name in ("list", "tuple"):
@@ -1147,6 +1186,27 @@ _STRUCTURE_OPERATORS = {
     np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
     np.true_divide: operator.truediv,
 }  # fmt: skip
+
+
+def _method_of_split(v: TreeVar, split: Any, method: Any, name: str) -> Any:
+    """``method`` of the split value, checked not to change it: ``xs.sort()`` or a method
+    assigning ``self.w`` would change a copy, and the change would be lost silently."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = method(*args, **kwargs)
+        try:
+            aux, kids = v._container.split(split)
+            same = (aux is v._aux or aux == v._aux) and len(kids) == len(v._children) and all(
+                a is b for a, b in zip(kids, v._children)
+            )
+        except Exception:  # noqa: BLE001  (a value that cannot be compared: let it be)
+            same = True
+        if not same:
+            raise _changed_in_place(f"{name}()", v)
+        return out
+
+    return call
 
 
 class _FieldFirst:
@@ -1255,7 +1315,23 @@ def _field(i: int) -> property:
     def read(v: TreeVar) -> Any:
         return v._children[i]
 
-    return property(read)
+    def write(v: TreeVar, x: Any) -> None:
+        raise _changed_in_place(f"assigning .{_field_name(v, i)}", v)
+
+    return property(read, write)
+
+
+def _field_name(v: TreeVar, i: int) -> str:
+    return next(n for n, j in v._container.attributes.items() if j == i)
+
+
+def _changed_in_place(what: str, v: TreeVar) -> TypeError:
+    return TypeError(
+        f"{what} would change a BVar of a {v._container.name} in place, and the change "
+        "would be lost (the structure your function was given is not changed under "
+        "differentiation); build a new value instead: hetgrad.set_var(v, attr('w'), x), "
+        "dataclasses.replace(hetgrad.split_bv(v), w=x), sorted(xs), {**d, k: x}"
+    )
 
 
 def make_view(container: Container, aux: Any, children: list[Any], tape: Tape | None) -> TreeVar:

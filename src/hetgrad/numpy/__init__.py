@@ -253,9 +253,24 @@ def array(object: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:  # 
     except TypeError:
         if not _has_bvar(object):
             raise
+    ndmin = kwargs.pop("ndmin", 0)
+    kwargs.pop("copy", None)  # (a BVar is a new value whatever it is)
+    kwargs.pop("order", None)
+    if args or kwargs:
+        raise NotImplementedError(
+            f"hetgrad.numpy.array of BVars with {sorted(kwargs) or 'positional options'}"
+        )
     out = _collect(object)
     if dtype is not None and np.result_type(primal(out)) != np.dtype(dtype):
-        raise TypeError("hetgrad.numpy.array cannot change the dtype of BVars")
+        if np.dtype(dtype).kind != "f":
+            raise TypeError(
+                f"hetgrad.numpy.array cannot make BVars {np.dtype(dtype)}: that would drop "
+                "their gradients; use hetgrad.stop_gradient first for a constant"
+            )
+        out = rules.astype(out, np.dtype(dtype))
+    ndim = np.ndim(primal(out))
+    if ndmin > ndim:
+        out = _shape.reshape(out, (1,) * (ndmin - ndim) + np.shape(primal(out)))
     return out
 
 
@@ -314,16 +329,25 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
 def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
               retstep: bool = False, dtype: Any = None, axis: int = 0,
               **kw: Any) -> Any:  # fmt: skip
-    """``numpy.linspace`` with BVar endpoints: ``start + t * (stop - start)``."""
-    dt = np.result_type(primal(start), primal(stop), float(num)) if dtype is None else dtype
-    t = np.linspace(0.0, 1.0, num, endpoint=endpoint, dtype=dt)
-    nd = np.ndim(primal(start)) if np.ndim(primal(start)) else np.ndim(primal(stop))
-    t = t.reshape((-1,) + (1,) * nd)
+    """``numpy.linspace`` with BVar endpoints: ``start + t * (stop - start)``, computed in
+    the endpoints' float type and cast to ``dtype`` (an integer ``dtype`` gives NumPy's
+    own result, a constant)."""
+    if kw:
+        raise NotImplementedError(f"numpy.linspace of BVars with {sorted(kw)}")
+    ps, pe = primal(start), primal(stop)
+    if dtype is not None and np.dtype(dtype).kind != "f":  # integers: no derivative
+        return np.linspace(ps, pe, num, endpoint=endpoint, retstep=retstep,  # type: ignore[call-overload]
+                           dtype=dtype, axis=axis)  # fmt: skip
+    t = np.linspace(0.0, 1.0, num, endpoint=endpoint, dtype=np.result_type(ps, pe, float(num)))
+    t = t.reshape((-1,) + (1,) * np.broadcast(ps, pe).ndim)
     out = start + t * (stop - start)
+    if dtype is not None and np.result_type(primal(out)) != np.dtype(dtype):
+        out = rules.astype(out, np.dtype(dtype))
     if axis != 0:
         out = _shape.moveaxis(out, 0, axis)
     if retstep:
-        return out, (stop - start) / (num - 1 if endpoint else num)
+        div = num - 1 if endpoint else num
+        return out, ((stop - start) / div if div > 0 else np.nan)  # (NaN: as NumPy)
     return out
 
 
@@ -353,10 +377,13 @@ def safe_where(condition: Any, if_true: Any, if_false: Any, *args: Any) -> Any:
         first = int(np.argmax(taken.ravel()))
         return fn(*[np.where(taken, a, np.ravel(primal(a))[first]) for a in args])
 
+    if not cond.size:  # nothing is taken: the (empty) result of either branch
+        return if_true(*args)
     t = branch(if_true, cond)
     f = branch(if_false, ~cond)
-    if t is None or f is None:
-        return f if t is None else t
+    if t is None or f is None:  # one branch everywhere: its result, of the full shape
+        out = f if t is None else t
+        return out if np.shape(primal(out)) == shape else np.broadcast_to(out, shape)
     return np.where(cond, t, f)
 
 

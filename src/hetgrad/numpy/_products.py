@@ -283,6 +283,11 @@ def _einsum2_primitive(subscripts: str, fn: Any, rule: Any) -> Primitive:
     return p
 
 
+# NumPy's letters for sublist labels: 0-25 are A-Z, 26-51 are a-z (so an implicit output
+# in alphabetical order is in the labels' numeric order).
+_SUBLIST_LETTERS = string.ascii_uppercase + string.ascii_lowercase
+
+
 def _sublist_subscripts(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     """NumPy's interleaved form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as a subscripts
     string and the operands (``Ellipsis`` in a sublist is ``...``)."""
@@ -300,7 +305,7 @@ def _sublist_subscripts(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
             if i is Ellipsis:
                 out.append("...")
             elif isinstance(i, (int, np.integer)) and 0 <= i < 52:
-                out.append(string.ascii_letters[int(i)])
+                out.append(_SUBLIST_LETTERS[int(i)])
             else:
                 raise ValueError(f"einsum: a subscript must be an int in [0, 52), got {i!r}")
         return "".join(out)

@@ -221,14 +221,22 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
     if weights is None:
         avg = np.mean(a, axis=axis, keepdims=keepdims)
         scale = _count(shape_of(a), axis) if shape_of(a) else 1
-        return (avg, np.full(shape_of(avg), float(scale))) if returned else avg
+        if not returned:
+            return avg
+        return avg, np.full(shape_of(avg), float(scale), dtype=np.result_type(primal(avg)))
     shape = shape_of(a)
     if shape_of(weights) != shape:
-        if axis is None or len(shape_of(weights)) != 1:
-            raise ValueError("numpy.average: 1-D weights of a different shape need an axis")
-        weights = reshape(weights, tuple(-1 if i == axis % len(shape) else 1
-                                         for i in range(len(shape))))  # fmt: skip
-        weights = np.broadcast_to(weights, shape)
+        # Weights along the axes given (in that order), broadcast over the others.
+        given = () if axis is None else (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        axes = tuple(int(ax) % len(shape) for ax in given)  # (in the order given, as NumPy)
+        if shape_of(weights) != tuple(shape[ax] for ax in axes) or not axes:
+            raise ValueError(
+                "numpy.average: weights of a shape other than a's must have the shape of a "
+                "along the axis (or axes) given"
+            )
+        k = len(axes)
+        weights = reshape(weights, shape_of(weights) + (1,) * (len(shape) - k))
+        weights = np.broadcast_to(moveaxis(weights, tuple(range(k)), axes), shape)
     scale = np.sum(weights, axis=axis, keepdims=keepdims)
     avg = np.sum(a * weights, axis=axis, keepdims=keepdims) / scale
     return (avg, scale) if returned else avg
@@ -250,8 +258,8 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     """``numpy.nanmean``: the mean of the values that are not NaN."""
     if out is not None:
         raise NotImplementedError("numpy.nanmean with out= cannot be recorded")
-    return np.mean(a, axis=axis, dtype=dtype, keepdims=keepdims,
-                   where=~np.isnan(primal(a)), **kwargs)  # fmt: skip
+    where = ~np.isnan(primal(a)) & kwargs.pop("where", True)
+    return np.mean(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where, **kwargs)
 
 
 rules.FUNCTIONS.update({

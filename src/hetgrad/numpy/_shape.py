@@ -54,8 +54,19 @@ flip = prim(np.flip, lambda g, y, a, axis=None: np.flip(g, axis), name="flip", n
 roll = prim(np.roll, lambda g, y, a, shift, axis=None: np.roll(g, _negated(shift), axis),
             name="roll", nondiff=(1, 2))  # fmt: skip
 tile = prim(np.tile, _tile_grad, name="tile", nondiff=(1,))
-triu = prim(np.triu, lambda g, y, a, k=0: np.triu(g, k), name="triu", nondiff=(1,))
-tril = prim(np.tril, lambda g, y, a, k=0: np.tril(g, k), name="tril", nondiff=(1,))
+def _tri_grad(tri: Any) -> Any:
+    """The rule of triu or tril: the same triangle of ``g``, summed over the rows a 1-D
+    input was broadcast into."""
+
+    def rule(g: Any, y: Any, a: Any, k: int = 0) -> Any:
+        kept = tri(g, k)
+        return np.sum(kept, axis=-2) if ndim_of(a) == 1 else kept
+
+    return rule
+
+
+triu = prim(np.triu, _tri_grad(np.triu), name="triu", nondiff=(1,))
+tril = prim(np.tril, _tri_grad(np.tril), name="tril", nondiff=(1,))
 pad_constant = prim(_pad_constant, _unpad, name="pad", nondiff=(1,))
 diag_vector = prim(_diag_fn, lambda g, y, v, k=0: np.diagonal(g, k), name="diag", nondiff=(1,))
 
@@ -169,7 +180,8 @@ def concatenate(arrays: Any, axis: Any = 0, out: Any = None, dtype: Any = None,
     def pullback(g: Any, y: Any, vals: list[Any], needed: list[bool]) -> list[Any]:
         return _concatenate_pullback(g, y, vals, needed, axis)
 
-    return record_many(_concatenate, pullback, arrays, {"axis": axis})
+    return _as_dtype(record_many(_concatenate, pullback, arrays, {"axis": axis}), dtype,
+                     "concatenate")  # fmt: skip
 
 
 def _stack(*arrays: Any, axis: int = 0) -> Any:
@@ -197,7 +209,19 @@ def stack(arrays: Any, axis: int = 0, out: Any = None, dtype: Any = None,
     def pullback(g: Any, y: Any, vals: list[Any], needed: list[bool]) -> list[Any]:
         return _stack_pullback(g, y, needed, axis)
 
-    return record_many(_stack, pullback, arrays, {"axis": axis})
+    return _as_dtype(record_many(_stack, pullback, arrays, {"axis": axis}), dtype, "stack")
+
+
+def _as_dtype(out: Any, dtype: Any, name: str) -> Any:
+    """``out`` of the ``dtype`` asked for (a float dtype: a recorded cast)."""
+    if dtype is None or np.result_type(primal(out)) == np.dtype(dtype):
+        return out
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(
+            f"numpy.{name} of BVars with dtype={np.dtype(dtype)} would drop their gradients; "
+            "use hetgrad.stop_gradient first for a constant"
+        )
+    return rules.astype(out, np.dtype(dtype))
 
 
 @lift(np.hstack)
@@ -261,14 +285,17 @@ def take_along_axis(arr: Any, indices: Any, axis: Any = -1) -> Any:
     for i, n in enumerate(shape):
         if i == ax:
             key.append(np.broadcast_to(indices, shape))
-        else:
-            key.append(np.arange(n).reshape((-1,) + (1,) * (len(shape) - i - 1)))
+        else:  # (an axis of size 1 in arr, broadcast against indices: its index 0)
+            own = np.arange(n) % shape_of(arr)[i]
+            key.append(own.reshape((-1,) + (1,) * (len(shape) - i - 1)))
     return getitem(arr, tuple(key))
 
 
 @lift(np.sort)
 def sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
          stable: Any = None) -> Any:  # fmt: skip
+    if order is not None:
+        raise ValueError("Cannot specify order when the array has no fields.")  # (NumPy's)
     if axis is None:
         a, axis = ravel(a), -1
     return take_along_axis(a, np.argsort(primal(a), axis=axis, kind=kind, stable=stable), axis)
@@ -286,6 +313,11 @@ def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
 def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
     """``numpy.pad``: ``constant`` (constant values), and the copying modes ``edge``,
     ``reflect``, ``symmetric`` and ``wrap`` (by padding an array of indices)."""
+    if isinstance(pad_width, dict):  # {axis: width}: the other axes unpadded, as NumPy
+        widths = [(0, 0)] * ndim_of(array)
+        for ax, w in pad_width.items():
+            widths[ax % len(widths)] = (w, w) if np.ndim(w) == 0 else tuple(w)
+        pad_width = widths
     if mode == "constant":
         return pad_constant(array, pad_width, **kwargs)
     if mode in ("reflect", "symmetric") and kwargs.get("reflect_type", "even") != "even":

@@ -102,6 +102,10 @@ def _as_matrix_cotangent(g: Any, y: Any) -> Any:
 
 def _pinv_grad(g: Any, y: Any, a: Any, *args: Any, **kwargs: Any) -> Any:
     # d(A+) for A+ of constant rank (Golub & Pereyra), transposed.
+    hermitian = args[1] if len(args) > 1 else kwargs.get("hermitian", False)
+    if hermitian:  # NumPy reads the lower triangle only: the gradient lives there too
+        s = tril(a) + _mT(tril(a, -1))
+        return _lower_part(_pinv_grad(g, y, s))
     m, n = shape_of(a)[-2:]
     gt, yt = _mT(g), _mT(y)
     proj_out = np.eye(m) - a @ y  # I - A A+
@@ -411,6 +415,8 @@ def _matrix_power(a: Any, n: int) -> Any:
 
 @lift(np.linalg.multi_dot)
 def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    if out is not None:
+        raise NotImplementedError("numpy.linalg.multi_dot with out= cannot be recorded")
     arrays = list(arrays)
     result = arrays[0]
     for m in arrays[1:]:
