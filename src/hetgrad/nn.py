@@ -191,7 +191,8 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
 def _log_softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(log_softmax(logits), e, s)`` along the last axis, where ``softmax = e / s``."""
-    shifted = shift_by_max(logits, logits.max(axis=-1, keepdims=True, initial=-np.inf))
+    m = logits.max(axis=-1, keepdims=True, initial=-np.inf)
+    shifted = logits - m if all_finite(m) else shift_by_max(logits, m)
     e = np.exp(shifted)
     s = e.sum(axis=-1, keepdims=True)
     return shifted - np.log(s), e, s

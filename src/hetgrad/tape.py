@@ -705,9 +705,11 @@ def record(
     """Append a primitive's node; structure-valued outputs get one node per output leaf."""
     nodes = tape.nodes
     assert nodes is not None
-    if type(y) is BVar and y._tape is tape:
-        raise computed_with_own_bvar(name)
-    if is_integral(y):  # (x > 0, argmax: a constant, as custom ops have it)
+    t = type(y)
+    if t is BVar:
+        if y._tape is tape:
+            raise computed_with_own_bvar(name)
+    elif t is not float and is_integral(y):  # (x > 0, argmax: a constant, as op1 has it)
         return y
     if is_leaf_value(y):
         kept = y if reads_output or type(nodes) is not list else None
