@@ -331,3 +331,44 @@ def test_structure_fields_named_like_array_attributes() -> None:
     g = grad_bp(f, Odd(2.0, 3.0, np.ones(2), 4.0, 5.0))
     assert (g.shape, g.sum, g.children, g.value) == (3.0, 2.0, 2.0, 1.0)
     np.testing.assert_array_equal(g.T, [4.0, 4.0])
+
+
+def test_a_copy_of_a_bvar_is_the_bvar_and_pickling_is_refused() -> None:
+    import copy
+    import pickle
+
+    # (A deep copy used to clone the tape, and its gradient came back 0.)
+    assert grad_bp(lambda w: np.sum(copy.deepcopy(w) ** 2), np.array([1.0, 2.0])).tolist() == [
+        2.0, 4.0]  # fmt: skip
+    assert hetgrad.backprop(lambda x: copy.deepcopy(x * x), 3.0) == (9.0, 6.0)
+    assert grad_bp(lambda d: copy.deepcopy(d)["a"] * 2.0, {"a": 1.0}) == {"a": 2.0}
+    assert grad_bp(lambda xs: copy.copy(xs)[1] * 2.0, [1.0, 5.0]) == [0.0, 2.0]
+    with pytest.raises(TypeError, match="a BVar cannot be pickled"):
+        grad_bp(lambda x: pickle.loads(pickle.dumps(x)) ** 2, 3.0)
+
+
+def test_a_kept_bvar_returned_by_a_later_call_is_an_error() -> None:
+    kept: list[Any] = []
+    grad_bp(lambda x: kept.append(x * 1.0) or x, 2.0)
+    for call in (lambda: grad_bp(lambda y: kept[0], 3.0),
+                 lambda: hetgrad.backprop(lambda y: kept[0], 3.0),
+                 lambda: hetgrad.backprop_with(lambda y: (y, kept[0]), 3.0)[1]((1.0, 1.0)),
+                 lambda: grad(lambda y: (y * y, kept[0]), has_aux=True)(3.0)):  # fmt: skip
+        with pytest.raises(TapeError, match="already returned"):
+            call()  # (its gradient used to come back as 0.0)
+
+
+def test_fresh_views_of_a_held_array_do_not_pile_up() -> None:
+    from hetgrad import tape
+
+    data = np.arange(40.0).reshape(10, 4)
+    w = np.ones(4)
+    _, pullback = hetgrad.backprop_with(lambda d: np.sum(d), data)  # holds data read-only
+    for i in range(200):
+        grad_bp(lambda w, i=i: np.sum(w * data[i % 10]), w)  # a fresh view of data each step
+    assert len(tape._unlock_later) == 0  # (it grew by one per step, and each step slowed)
+    kept = data[3]
+    grad_bp(lambda w: np.sum(w * kept), w)
+    assert not kept.flags.writeable
+    del pullback
+    assert kept.flags.writeable and data.flags.writeable

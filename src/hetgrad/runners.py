@@ -19,7 +19,7 @@ import numpy as np
 
 from . import tree
 from .protocol import instance_for, one, zero
-from .tape import BVar, Tape, active_tapes, primal, primal_level, raw_level
+from .tape import BVar, Tape, TapeError, _escaped, active_tapes, primal, primal_level, raw_level
 from .tree import TreeDef, flatten, unflatten
 
 __all__ = ["eval_bp", "grad_bp", "backprop", "backprop_with", "vjp", "grad", "value_and_grad"]
@@ -94,6 +94,8 @@ class _Run:
                 # A view: a gradient that is the cotangent itself is then copied, not
                 # handed back as the caller's own array.
                 seeds.append((v._index, c.view() if type(c) is np.ndarray else c))
+            elif isinstance(v, BVar):
+                _check_enclosing(self.tape, v)
         return seeds
 
     def gradients(self, seeds: list[tuple[int, Any]]) -> list[Any]:
@@ -204,9 +206,33 @@ def own_level(tape: Tape, x: Any) -> Any:
     value computed from the outer variables alone) stays a BVar, so the outer runner's
     derivative of it is not lost.
     """
-    if isinstance(x, BVar) and x._tape is tape:
-        return raw_level(x)
+    if isinstance(x, BVar):
+        if x._tape is tape:
+            return raw_level(x)
+        _check_enclosing(tape, x)
     return x
+
+
+def _check_enclosing(tape: Tape, x: BVar) -> None:
+    """Raise unless ``x`` belongs to a runner call enclosing ``tape``'s, still recording: a
+    BVar kept from an earlier call would otherwise come back with a gradient of zero."""
+    outer = x._tape
+    if outer is None:  # (a view built outside any tape)
+        return
+    t = tape.outer
+    while t is not None:
+        if t is outer:
+            if outer.nodes is None:
+                raise _escaped(outer)
+            return
+        t = t.outer
+    if outer.nodes is None:
+        raise _escaped(outer)
+    raise TapeError(
+        "the function returned a BVar of another runner call, neither this one nor one "
+        "enclosing it (kept from an earlier call, or from another thread); its gradient "
+        "would be lost: return a value computed from this call's own arguments"
+    )
 
 
 def own_values(tape: Tape, x: Any) -> Any:
@@ -387,7 +413,8 @@ def _value_view(tape: Tape, x: Any) -> Any:
         v = x._value.view()
         tape.lock(v)
         return v
-    return primal_level(x) if isinstance(x, BVar) and x._tape is tape else x
+    return own_level(tape, x) if isinstance(x, BVar) and x._tape is not tape else (
+        primal_level(x))
 
 
 def value_and_grad(

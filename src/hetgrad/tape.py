@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import operator
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -67,7 +68,11 @@ def active_tapes() -> list[Tape]:
 _locks_guard = threading.Lock()
 # id(array) -> the number of tapes holding it (each keeps the array alive in its ``locked``)
 _lock_counts: dict[int, int] = {}
-_unlock_later: list[np.ndarray] = []  # views freed while another tape held their base
+# Views released while another tape held their base (NumPy refuses a writeable view of a
+# read-only base), by id: made writeable by a later release.  Weak: a view nobody else holds
+# (a fresh ``data[i]`` each step) leaves on its own, so the table stays as small as the
+# views your code keeps.
+_unlock_later: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
 
 
 class Tape:
@@ -170,7 +175,7 @@ class Tape:
                 else:
                     _lock_counts[key] = count - 1
             if refused or _unlock_later:
-                _make_writeable(refused[::-1] + _unlock_later)
+                _make_writeable(refused[::-1] + list(_unlock_later.values()))
 
     # -- the reverse sweep ---------------------------------------------------------------
 
@@ -244,10 +249,9 @@ class Tape:
 def _waiting(a: np.ndarray) -> bool:
     """True if ``a`` is read-only only because it waits in ``_unlock_later`` (then it is
     taken out: the tape locking it now holds it)."""
-    for i, w in enumerate(_unlock_later):
-        if w is a:
-            del _unlock_later[i]
-            return True
+    if _unlock_later.get(id(a)) is a:
+        del _unlock_later[id(a)]
+        return True
     return False
 
 
@@ -276,7 +280,8 @@ def _make_writeable(arrays: list[np.ndarray]) -> None:
         if len(left) == len(pending):
             break
         pending = left[::-1]
-    _unlock_later[:] = pending
+    _unlock_later.clear()
+    _unlock_later.update((id(a), a) for a in pending)
 
 
 def accumulate(a: Any, b: Any) -> Any:
@@ -864,6 +869,20 @@ class BVar:
             "bvar.value is the value as a constant, with no gradient"
         )
 
+    # A BVar is never changed in place: a copy (copy.copy, copy.deepcopy, a structure
+    # holding it deep-copied) is the BVar itself, on its own tape.
+    def __copy__(self) -> BVar:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> BVar:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            "a BVar cannot be pickled: it belongs to the runner call recording it; pickle "
+            "bvar.value (or the structure your function was given) instead"
+        )
+
     def __format__(self, spec: str) -> str:  # (f"{loss:.3f}" in a progress message)
         return format(primal(self), spec)
 
@@ -1098,6 +1117,8 @@ class TreeVar(BVar):
         return lookup.get(key)
 
     def __getattr__(self, name: str) -> Any:
+        if name in _OWN_SLOTS:  # (unset slots of an instance made without them: no recursion)
+            raise AttributeError(name)
         i = self._container.attributes.get(name)
         if i is not None:
             return self._children[i]
@@ -1209,6 +1230,10 @@ def _method_of_split(v: TreeVar, split: Any, method: Any, name: str) -> Any:
         return out
 
     return call
+
+
+_OWN_SLOTS = frozenset({"_value", "_tape", "_index", "_container", "_aux", "_children",
+                        "_lookup"})  # fmt: skip
 
 
 class _FieldFirst:
