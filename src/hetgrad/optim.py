@@ -35,7 +35,7 @@ from . import tree
 from .protocol import zero
 from .runners import _recorded_cast, _Run, _scalar_seed
 from .tape import BVar
-from .tree import TreeDef, flatten, unflatten
+from .tree import LEAF_DEF, TreeDef, flatten, unflatten
 
 __all__ = [
     "GradientTransformation",
@@ -274,7 +274,8 @@ def adam(
         _check_state(state, AdamState, "adam.update")
         moments, std = flatten((state.mu, state.nu))
         n = len(moments) // 2
-        gs, gtd = _grads_leaves(grads, flatten(state.mu)[1], "adam.update")
+        mu_def = std.children[0]  # (mu's own TreeDef: None if it is a single leaf)
+        gs, gtd = _grads_leaves(grads, LEAF_DEF if mu_def is None else mu_def, "adam.update")
         _check_shapes(gs, moments[:n], gtd, "adam.update")
         k = int(state.step)
         t = k + 1

@@ -1117,8 +1117,6 @@ class TreeVar(BVar):
         return lookup.get(key)
 
     def __getattr__(self, name: str) -> Any:
-        if name in _OWN_SLOTS:  # (unset slots of an instance made without them: no recursion)
-            raise AttributeError(name)
         i = self._container.attributes.get(name)
         if i is not None:
             return self._children[i]
@@ -1230,10 +1228,6 @@ def _method_of_split(v: TreeVar, split: Any, method: Any, name: str) -> Any:
         return out
 
     return call
-
-
-_OWN_SLOTS = frozenset({"_value", "_tape", "_index", "_container", "_aux", "_children",
-                        "_lookup"})  # fmt: skip
 
 
 class _FieldFirst:
