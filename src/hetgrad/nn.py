@@ -60,7 +60,7 @@ def _sigmoid(x: Any) -> Any:
         np.minimum(out, limit, out=out)
     np.exp(out, out=out)
     out += 1.0
-    np.reciprocal(out, out=out)
+    np.divide(1.0, out, out=out)  # (np.reciprocal's float loop is not vectorised: 2x slower)
     if capped:
         far = x < -limit
         out[far] = np.exp(x[far])
@@ -113,7 +113,22 @@ def _softmax_grad(g: Any, y: Any, x: Any, axis: int = -1) -> Any:
     return y * (g - np.sum(g * y, axis=axis, keepdims=True))
 
 
-sigmoid_p = prim(_sigmoid, lambda g, y, x: g * y * (1.0 - y), name="sigmoid")
+def _sigmoid_grad(g: Any, y: Any, x: Any) -> Any:
+    if type(y) is np.ndarray and y.size > _BIG and type(g) is np.ndarray and (
+            g.shape == y.shape and g.dtype == y.dtype):  # fmt: skip
+        # g * y * (1 - y) in one fresh buffer: on a minibatch's hidden layer the two
+        # temporaries cost a third of the rule's time (on small arrays, nothing).
+        out = np.subtract(1.0, y)
+        out *= y
+        out *= g
+        return out
+    return g * y * (1.0 - y)
+
+
+_BIG = 16384  # elements: where a rule's temporaries cost more than its Python
+
+
+sigmoid_p = prim(_sigmoid, _sigmoid_grad, name="sigmoid")
 relu_p = prim(_relu, lambda g, y, x: g * (primal(x) > 0), name="relu")
 softplus_p = prim(_softplus, lambda g, y, x: g * sigmoid(x), name="softplus")
 softmax_p = prim(_softmax, _softmax_grad, name="softmax", nondiff=(1,))
