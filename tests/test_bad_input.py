@@ -233,6 +233,11 @@ TABLE: list[tuple[str, Callable[[], Any], Any, Any]] = [
     ("logsumexp: empty", lambda: hetgrad.backprop(hnp.logsumexp, np.zeros(0)), OK, lambda r: r[0] == -np.inf and r[1].shape == (0,)),
     ("bvar + str", lambda: hetgrad.grad_bp(lambda x: x + "a", 1.0), TypeError, "unsupported operand"),
     ("bvar + complex", lambda: hetgrad.grad_bp(lambda x: x + 1j, 1.0), TypeError, "complex values are not supported"),
+    ("bvar * complex array", lambda: hetgrad.grad_bp(lambda x: np.sum(np.abs(x * np.array([1 + 1j, 2j]))), np.ones(2)), TypeError, "multiply gave a complex result"),
+    ("complex array * bvar", lambda: hetgrad.grad_bp(lambda x: np.sum(np.abs(np.array([1 + 1j, 2j]) * x)), np.ones(2)), TypeError, "multiply gave a complex result"),
+    ("bvar * complex scalar", lambda: hetgrad.grad_bp(lambda x: np.sum(np.abs(x * np.complex128(1j))), np.ones(2)), TypeError, "multiply gave a complex result"),
+    ("matmul by complex", lambda: hetgrad.grad_bp(lambda x: np.linalg.norm(np.array([1 + 1j, 2j]) @ np.diag(x)), np.ones(2)), TypeError, "complex values are not supported"),
+    ("astype complex", lambda: hetgrad.grad_bp(lambda x: np.sum(np.abs(x.astype(np.complex128))), np.ones(2)), TypeError, "astype(complex128) gave a complex result"),
     ("BVar of a dict * 2", lambda: hetgrad.grad_bp(lambda d: d * 2.0, {"a": 1.0}), TypeError, "unsupported operand"),
     ("Params: shapes", lambda: hetgrad.tree_map(lambda a, b: a + b, {"w": np.ones(2)}, {"w": np.ones(3)}), ValueError, "broadcast"),
 ]  # fmt: skip

@@ -194,3 +194,40 @@ def test_second_derivative_at_a_python_float_singularity() -> None:
     with np.errstate(divide="ignore"):
         assert grad(grad(np.sqrt))(0.0) == -np.inf
         assert grad(grad(np.log))(0.0) == -np.inf
+
+
+def test_power_keeps_the_mixed_second_derivative_where_the_exponent_is_zero() -> None:
+    # d2/da db a**b = a**(b-1) (1 + b log a): 0.5 at a = 2, b = 0, from either order
+    a, b = np.array([2.0, 3.0]), np.array([0.0, 1.5])
+    for power in (np.power, np.float_power):
+        h = hetgrad.hessian(lambda a, b, p=power: np.sum(p(a, b)), argnums=(0, 1))(a, b)
+        expected = np.diag(a ** (b - 1) * (1 + b * np.log(a)))
+        np.testing.assert_allclose(h[0][1], expected, rtol=1e-12)
+        np.testing.assert_allclose(h[1][0], expected, rtol=1e-12)
+    # and the gradient at 0 ** 0 is still 0, not 0 * inf
+    assert hetgrad.grad_bp(lambda v: np.sum(v ** np.zeros(2)), np.zeros(2)).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: np.linalg.svd(a, full_matrices=True)[0],
+    lambda a: np.linalg.qr(a, mode="complete")[0],
+], ids=["svd U", "qr Q"])  # fmt: skip
+def test_jvp_into_an_arbitrary_basis_is_an_error_as_for_grad(f: Any) -> None:
+    a, t = np.random.default_rng(0).normal(size=(2, 4, 2))
+    with pytest.raises(ValueError, match="arbitrary orthonormal basis"):
+        hetgrad.jvp(f, (a,), (t,))
+    # the reduced factors have a tangent, equal to the Jacobian's
+    g = lambda a: np.linalg.svd(a, full_matrices=False)[0]  # noqa: E731
+    _, tangent = hetgrad.jvp(g, (a,), (t,))
+    np.testing.assert_allclose(tangent, np.tensordot(hetgrad.jacobian(g)(a), t, 2), atol=1e-12)
+
+
+@pytest.mark.parametrize("runner", ["hessian", "jacobian"])
+def test_errors_of_hessian_and_jacobian_name_them(runner: str) -> None:
+    with pytest.raises(TypeError, match=f"^{runner}: args\\[0\\] .* leave it out of argnums"):
+        getattr(hetgrad, runner)(lambda x: x * x)(2)
+
+
+def test_an_integer_tangent_is_told_to_be_a_float() -> None:
+    with pytest.raises(ValueError, match="a float \\(1.0, not 1\\)"):
+        hetgrad.jvp(lambda x: x * x, (2.0,), (1,))

@@ -538,3 +538,14 @@ def test_bvar_methods_take_ndarrays_signatures() -> None:
     assert _value(lambda v: v.sum(0, np.float32), v).dtype == np.float32
     assert _value(lambda v: v.mean(1, np.float32), v).dtype == np.float32
     assert _value(lambda v: v.reshape(np.int64(6)), v).shape == (6,)
+
+
+def test_full_like_with_a_bvar_fill_takes_the_template_dtype() -> None:
+    def f(c: Any) -> Any:
+        y = hnp.full_like(np.zeros(3, np.float32), c)
+        assert y.dtype == np.float32
+        return hnp.sum(y)
+
+    assert hetgrad.grad_bp(f, 1.0) == 3.0
+    # an integer dtype makes a constant, as NumPy casts the fill
+    assert hetgrad.grad_bp(lambda c: hnp.sum(hnp.full((2,), c, dtype=int)) + c, 1.5) == 1.0

@@ -363,3 +363,19 @@ def test_an_ops_own_output_is_read_only_for_its_pullback() -> None:
 
     with pytest.raises(ValueError, match="read-only"):
         hetgrad.jacobian(lambda x: softmax(x) * 2.0)(np.array([0.1, 0.5, -0.3]))
+
+
+def test_a_pullback_returning_an_array_it_keeps_gives_the_caller_a_copy() -> None:
+    slope = np.array([1.0, 2.0, 3.0])
+
+    @hetgrad.primitive
+    def lin(x: Any) -> Any:
+        return np.sum(x * slope)
+
+    lin.defvjp(lambda g, ans, x: slope)
+    plain = hetgrad.op1(lambda x: (np.sum(x * slope), lambda g: slope))
+    for f in (lin, plain):
+        g1, g2 = hetgrad.grad_bp(f, np.zeros(3)), hetgrad.grad_bp(f, np.ones(3))
+        assert g1 is not slope and g1 is not g2
+        g1 *= 0.0  # the caller's own array
+        assert slope.tolist() == [1.0, 2.0, 3.0] and g2.tolist() == [1.0, 2.0, 3.0]

@@ -165,3 +165,12 @@ def test_power_edge_cases() -> None:
 def test_maximum_ties_split_evenly() -> None:
     assert grad_bp(lambda a, b: np.maximum(a, b), 1.0, 1.0) == (0.5, 0.5)
     assert grad_bp(lambda a: np.minimum(a, 2.0), 2.0) == 0.5
+
+
+def test_rules_with_a_narrower_constant_keep_the_output_precision() -> None:
+    # float64 results whose rules read a float16 or int8 constant: exact to float64
+    g = grad_bp(lambda v: np.float_power(np.int8(3), v), np.float64(0.8))
+    assert abs(g - 3.0**0.8 * np.log(3.0)) < 1e-13
+    c = float(np.float16(0.7))
+    g = grad_bp(lambda v: np.arctan2(v, np.float16(0.7)), np.float64(0.8))
+    assert abs(g - c / (0.8**2 + c**2)) < 1e-13

@@ -168,3 +168,80 @@ def test_threads_sharing_one_array_keep_it_locked_until_the_last_is_done() -> No
     _interleaved([run] * 4, timeout=60)
     assert not errors, errors[:3]
     assert shared.flags.writeable
+
+
+def test_helper_threads_recording_on_one_tape_give_the_right_gradient() -> None:
+    """A loss that maps over a thread pool records from several threads onto one tape; a
+    node's index must be where its node went, whatever the other threads appended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def part(v: Any, s: float) -> Any:
+        for _ in range(100):
+            v = v * 1.0 + 0.0
+        return np.sum(v * s)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(20):
+                g = hetgrad.grad_bp(
+                    lambda v: sum(pool.map(lambda s: part(v, s), [1.0, 2.0, 3.0, 4.0])),
+                    np.ones(4),
+                )
+                assert g.tolist() == [10.0] * 4
+    finally:
+        sys.setswitchinterval(old)
+
+
+def test_a_pullback_collected_inside_a_recording_does_not_deadlock() -> None:
+    """The garbage collector may free a ``backprop_with`` pullback (kept in a cycle) while
+    this thread holds the lock table's guard; its release waits for the next one."""
+    import gc
+
+    class Holder:
+        def __init__(self, pullback: Any) -> None:
+            self.pullback, self.me = pullback, self
+
+    kept = np.ones(3)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(3):
+                _, pullback = hetgrad.backprop_with(lambda v: v * 2.0, kept)
+                Holder(pullback)
+                del pullback
+                hetgrad.grad_bp(lambda p: p[0][0], [np.ones(2) for _ in range(2000)])
+            gc.collect()
+            hetgrad.grad_bp(lambda x: x * 2.0, 1.0)  # a release takes the waiting ones
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    old = gc.get_threshold()
+    gc.set_threshold(50)  # collections inside the recording, every run
+    try:
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(60)
+    finally:
+        gc.set_threshold(*old)
+    assert not t.is_alive(), "deadlocked"
+    assert not errors, errors
+    assert kept.flags.writeable
+
+
+def test_debug_nans_closed_from_another_thread_leaves_debug_mode() -> None:
+    from hetgrad.debug import debugging
+
+    def block() -> Any:
+        with hetgrad.debug_nans():
+            yield
+
+    gen = block()
+    next(gen)
+    assert debugging()
+    t = threading.Thread(target=gen.close)
+    t.start()
+    t.join(10)
+    assert not debugging()

@@ -21,7 +21,9 @@ import numpy as np
 
 __all__ = ["debug_nans"]
 
-_state = threading.local()
+# Open blocks per thread (by ident): a block closed from another thread (a generator
+# finished elsewhere) still closes its own thread's count.
+_depths: dict[int, int] = {}
 _count_lock = threading.Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
@@ -34,7 +36,7 @@ _open_blocks = 0
 
 def debugging() -> bool:
     """True inside ``debug_nans()`` in this thread (checked once per runner call)."""
-    return _open_blocks > 0 and getattr(_state, "depth", 0) > 0
+    return _open_blocks > 0 and _depths.get(threading.get_ident(), 0) > 0
 
 
 @contextlib.contextmanager
@@ -53,15 +55,19 @@ def debug_nans() -> Iterator[None]:
     FloatingPointError: debug_nans: log produced a value that is not finite ...
     """
     global _open_blocks
+    owner = threading.get_ident()
     with _count_lock:
         _open_blocks += 1
-    _state.depth = getattr(_state, "depth", 0) + 1
+        _depths[owner] = _depths.get(owner, 0) + 1
     try:
         yield
     finally:
-        _state.depth -= 1
         with _count_lock:
             _open_blocks -= 1
+            if _depths[owner] == 1:
+                del _depths[owner]
+            else:
+                _depths[owner] -= 1
 
 
 def _call_site() -> str:
@@ -87,12 +93,23 @@ def _finite(x: Any) -> bool:
 
 
 class CheckedNodes(list[Any]):
-    """A tape's node list that checks every value recorded and every gradient rule."""
+    """A tape's node list that checks every value recorded and every gradient rule.
+
+    It stores checked copies of the nodes; ``origins`` holds the nodes as given, in the
+    same order, for the engine to find where one went (``tape.index_of``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origins: list[Any] = []
+        self._guard = threading.Lock()  # (the two lists stay in step across threads)
 
     def append(self, node: Any) -> None:
-        if node is None:
-            super().append(node)
-            return
+        checked = node if node is None else self._checked(node)
+        with self._guard:
+            super().append(checked)
+            self.origins.append(node)
+
+    def _checked(self, node: Any) -> Any:
         rule, parents, args, y, kw, name = node
         where = _call_site()
         value = kw if isinstance(rule, str) and rule == "project" else y
@@ -105,7 +122,7 @@ class CheckedNodes(list[Any]):
             rule = tuple(_checked_rule(r, name, where) for r in rule)
         elif rule == "whole":
             args = _checked_pullback(args, name, where)
-        super().append((rule, parents, args, y, kw, name))
+        return (rule, parents, args, y, kw, name)
 
 
 def _gradient_error(name: str, where: str) -> FloatingPointError:

@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .protocol import zero
-from .runners import _argnums, _callable, _has_static_leaf, backprop_with, grad, grad_bp
+from .protocol import one, zero
+from .runners import (
+    _argnums,
+    _callable,
+    _has_static_leaf,
+    backprop_with,
+    grad,
+    grad_bp,
+    pullback_of,
+)
 from .tape import primal
 from .tree import flatten, unflatten
 
@@ -100,13 +108,16 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
     """
 
     _callable(f, "jacobian")
+    return _jacobian(f, argnums, "jacobian")
 
+
+def _jacobian(f: Callable[..., Any], argnums: int | Sequence[int], runner: str) -> Any:
     def jac(*args: Any, **kwargs: Any) -> Any:
-        nums = _argnums(argnums, len(args), "jacobian")
+        nums = _argnums(argnums, len(args), runner)
         g = _partial(f, args, nums, kwargs)
-        y, pullback = backprop_with(g, *[args[i] for i in nums])
+        y, pullback = pullback_of(g, [args[i] for i in nums], runner)
         out_leaves, out_def = flatten(y)
-        _check_differentiable_output("jacobian", out_leaves, out_def, y)
+        _check_differentiable_output(runner, out_leaves, out_def, y)
         blocks = []
         for j, leaf in enumerate(out_leaves):
             # One reverse pass per element of this output leaf: the rows of its block.
@@ -162,8 +173,9 @@ def _check_tangents(who: str, primals: Any, tangents: Any) -> tuple[Any, Any]:
             raise TypeError(f"{who}: argument {i}: {e}") from None
         if not ptd.same_structure(ttd):
             raise ValueError(
-                f"{who}: tangents[{i}] has a different structure from primals[{i}] "
-                f"({ttd!r} vs {ptd!r})"
+                f"{who}: tangents[{i}] has a different structure from primals[{i}]: a "
+                "tangent has the primal's structure, with a float (1.0, not 1) or float "
+                f"array for each float leaf ({ttd!r} vs {ptd!r})"
             )
         paths = tree.leaf_paths(ptd, f"primals[{i}]")
         for path, a, b in zip(paths, pl, tl):
@@ -185,7 +197,7 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable
            [2., 6.]])
     """
     _callable(f, "hessian")
-    return jacobian(grad(f, argnums), argnums)
+    return _jacobian(grad(f, argnums), argnums, "hessian")
 
 
 def _vdot(xs: Any, ys: Any) -> Any:
@@ -238,4 +250,6 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         grads = pullback(u)
         return _vdot(grads if n > 1 else (grads,), tangents)
 
-    return y, grad_bp(linear, zero(y))
+    # ``linear`` is linear in ``u``, so any point gives the same gradient; ones, not zeros,
+    # so that a rule checking its cotangent (no gradient into an arbitrary basis) sees one.
+    return y, grad_bp(linear, one(y))

@@ -181,16 +181,22 @@ def _tie_split(a: Any, b: Any, first: bool) -> Any:
 
 
 def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
-    """``b a^(b - 1)``, and 0 where ``b == 0`` (``a ** 0`` is 1 everywhere; the formula
-    would make ``0 * 0 ** -1 = 0 * inf`` at ``a = 0``)."""
+    """``b a^(b - 1)``, with ``a`` taken as 1 where ``a == b == 0`` (there the formula is
+    ``0 * 0 ** -1 = 0 * inf``; ``a ** 0`` is 1 everywhere, so the gradient is 0).  Only the
+    base is replaced: the factor ``b`` stays, so the derivative in ``b`` (a second-order
+    term, ``a^(b - 1)`` at ``b == 0``) is not lost."""
     if type(b) in (int, float) and b == 0:
         return unbroadcast(g * 0.0, a)
-    pb = primal(b)
-    if type(pb) not in (int, float) and np.any(pb == 0):
-        zero = pb == 0
-        b1 = np.where(zero, 1.0, b)
-        return unbroadcast(g * np.where(zero, 0.0, b1 * _pow(a, b1 - 1)), a)
-    return unbroadcast(g * b * _pow(a, b - 1), a)
+    return unbroadcast(g * b * _pow(_one_where_both_zero(a, b), b - 1), a)
+
+
+def _one_where_both_zero(a: Any, b: Any) -> Any:
+    """``a``, with 1 where ``a == 0`` and ``b == 0``."""
+    pa, pb = primal(a), primal(b)
+    if type(pa) is float and type(pb) in (int, float):
+        return 1.0 if pa == 0.0 and pb == 0 else a
+    both = np.logical_and(pa == 0, pb == 0)
+    return np.where(both, 1.0, a) if np.any(both) else a
 
 
 def _pow(a: Any, e: Any) -> Any:
@@ -599,11 +605,24 @@ def all_finite(a: np.ndarray) -> bool:
 
 
 def _fp_base(g: Any, y: Any, a: Any, b: Any) -> Any:
-    zero = primal(b) == 0  # 0 there, as in _pow_base
-    if np.any(zero):
-        b1 = np.where(zero, 1.0, b)
-        return unbroadcast(g * np.where(zero, 0.0, b1 * np.float_power(a, b1 - 1.0)), a)
-    return unbroadcast(g * b * np.float_power(a, b - 1.0), a)
+    # as _pow_base
+    return unbroadcast(g * b * np.float_power(_one_where_both_zero(a, b), b - 1.0), a)
+
+
+def _in_dtype_of(y: Any, v: Any) -> Any:
+    """``v`` in the float dtype of the output ``y`` where it is narrower (a rule squaring a
+    float16 constant in float16 would lose a float64 output's digits)."""
+    want = np.result_type(primal(y))
+    pv = primal(v)
+    if type(pv) is float or want.kind != "f" or np.result_type(pv) == want:
+        return v
+    return v.astype(want) if isinstance(v, BVar) else np.asarray(pv, dtype=want)
+
+
+def _arctan2_norm(y: Any, a: Any, b: Any) -> Any:
+    """``a * a + b * b`` in the output's dtype."""
+    a, b = _in_dtype_of(y, a), _in_dtype_of(y, b)
+    return a * a + b * b
 
 
 tan_ = float_fast(math.tan, np.tan)
@@ -643,10 +662,12 @@ log1p = prim(log1p_, lambda g, y, a: safe_divide(g, 1.0 + a), name="log1p")
 cbrt = prim(cbrt_, lambda g, y, a: safe_divide(g, 3.0 * y * y), name="cbrt")
 reciprocal = prim(reciprocal_, lambda g, y, a: -g * y * y, name="reciprocal")
 float_power = prim(np.float_power, _fp_base,
-                   lambda g, y, a, b: unbroadcast(g * y * _log_where_positive(a), b),
+                   lambda g, y, a, b: unbroadcast(
+                       g * y * _log_where_positive(a, np.result_type(primal(y))), b),
                    name="float_power")  # fmt: skip
-arctan2 = prim(arctan2_, lambda g, y, a, b: unbroadcast(safe_divide(g * b, a * a + b * b), a),
-               lambda g, y, a, b: unbroadcast(safe_divide(-g * a, a * a + b * b), b),
+arctan2 = prim(arctan2_,
+               lambda g, y, a, b: unbroadcast(safe_divide(g * b, _arctan2_norm(y, a, b)), a),
+               lambda g, y, a, b: unbroadcast(safe_divide(-g * a, _arctan2_norm(y, a, b)), b),
                name="arctan2")  # fmt: skip
 hypot = prim(hypot_, lambda g, y, a, b: unbroadcast(g * safe_quotient(a, y), a),
              lambda g, y, a, b: unbroadcast(g * safe_quotient(b, y), b), name="hypot")  # fmt: skip

@@ -11,6 +11,7 @@ arguments; ``grad`` and ``value_and_grad`` are JAX-style transforms returning fu
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +20,17 @@ import numpy as np
 
 from . import tree
 from .protocol import instance_for, one, zero
-from .tape import BVar, Tape, TapeError, _escaped, active_tapes, primal, primal_level, raw_level
+from .tape import (
+    BVar,
+    Tape,
+    TapeError,
+    _escaped,
+    active_tapes,
+    primal,
+    primal_level,
+    raw_level,
+    release_when_free,
+)
 from .tree import TreeDef, flatten, unflatten
 
 __all__ = ["eval_bp", "grad_bp", "backprop", "backprop_with", "vjp", "grad", "value_and_grad"]
@@ -124,12 +135,20 @@ def _has_static_leaf(td: TreeDef) -> bool:
     )
 
 
+# References to a gradient array that nothing else holds, as _finish sees it: the list of
+# gradients, _finish's argument, and getrefcount's own.  More means someone else holds it
+# (a custom rule returning an array it keeps): then the caller gets a copy, so writing
+# into one gradient cannot change another, or the rule's array.
+_UNSHARED = 3
+
+
 def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     """Give a leaf's gradient the exact type, shape and dtype of the leaf."""
     t = type(x)
     if t is np.ndarray and type(g) is np.ndarray:
-        if g.shape == x.shape and g.dtype == x.dtype and id(g) not in returned:
-            flags = g.flags
+        if (g.shape == x.shape and g.dtype == x.dtype and id(g) not in returned
+                and sys.getrefcount(g) <= _UNSHARED):  # fmt: skip
+            flags = g.flags  # (which holds a reference to g: counted before it)
             if flags.owndata and flags.writeable:
                 returned.add(id(g))
                 return g  # a fresh array of the engine's: hand it over as it is
@@ -146,7 +165,8 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
             g = np.asarray(g, dtype=x.dtype)
             if g.shape != x.shape:
                 g = np.broadcast_to(g, x.shape)
-        if not g.flags.writeable or id(g) in returned or not g.flags.owndata:
+        if (not g.flags.writeable or id(g) in returned or not g.flags.owndata
+                or sys.getrefcount(g) > _UNSHARED):  # fmt: skip
             g = g.copy()
         returned.add(id(g))
         return g
@@ -387,13 +407,18 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
     ((6.0, 9.0), 2.0, 6.0)
     """
     _callable(f, "backprop_with")
-    run = _Run(f, args, range(len(args)), {}, "backprop_with")
+    return pullback_of(f, args, "backprop_with")
+
+
+def pullback_of(f: Callable[..., Any], args: Sequence[Any], runner: str) -> tuple[Any, Any]:
+    """:func:`backprop_with`, its errors naming ``runner`` (``jacobian``, ``hessian``)."""
+    run = _Run(f, args, range(len(args)), {}, runner)
     try:
         leaves, td = flatten(run.out)
         value = unflatten(settled(td, run.tape), [_value_view(run.tape, x) for x in leaves])
     except tree.UnsupportedLeafError as e:
         run.tape.release()
-        raise TypeError(f"backprop_with: the output at {e.path('out')}: {e.reason}") from None
+        raise TypeError(f"{runner}: the output at {e.path('out')}: {e.reason}") from None
     n = len(args)
 
     def pullback(cotangent: Any) -> Any:
@@ -401,7 +426,7 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
         return grads[0] if n == 1 else tuple(grads)
 
     # The tape (and the read-only lock on the arguments' arrays) lives as long as this.
-    weakref.finalize(pullback, run.tape.release)
+    weakref.finalize(pullback, release_when_free, run.tape)
     return value, pullback
 
 

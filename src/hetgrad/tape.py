@@ -159,8 +159,17 @@ class Tape:
         self.closed_nodes = None
         held, self.locked = self.locked, []
         self.seen = {}
-        if not held:
-            return
+        if held:
+            self._unlock(held)
+        while _released_later:  # (tapes whose release had to wait: see release_when_free)
+            try:
+                tape = _released_later.pop()
+            except IndexError:  # (another thread took the last)
+                break
+            tape.release()
+
+    def _unlock(self, held: list[np.ndarray]) -> None:
+        """Undo this tape's holds on ``held``."""
         with _locks_guard:
             refused = []
             for a in reversed(held):  # (a view was held before its base: bases come first)
@@ -244,6 +253,21 @@ class Tape:
                         old = gs[p]
                         gs[p] = gp if old is None else accumulate(old, gp)
         return gs
+
+
+# Tapes whose pullback was collected while _locks_guard was held (see release_when_free).
+_released_later: list[Tape] = []
+
+
+def release_when_free(tape: Tape) -> None:
+    """``tape.release()`` for a finalizer.  The garbage collector runs finalizers at any
+    allocation, also while this thread holds ``_locks_guard`` (in ``watch`` or ``release``),
+    where taking it again would deadlock: then the tape waits for the next release."""
+    if _locks_guard.acquire(blocking=False):
+        _locks_guard.release()
+        tape.release()
+    else:
+        _released_later.append(tape)
 
 
 def _waiting(a: np.ndarray) -> bool:
@@ -541,8 +565,11 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         elif tb in _CONSTANT_TYPES:
             bv = b
             parents = (a._index, None)
-            if tb is np.ndarray and (reads is None or reads[1]) and id(b) not in tape.seen:
-                constant = b
+            if tb is np.ndarray:
+                if b.dtype.kind == "c":
+                    return apply(prim, (a, b), {})  # (which refuses the complex result)
+                if (reads is None or reads[1]) and id(b) not in tape.seen:
+                    constant = b
         else:
             return NotImplemented if is_structure_operand(b) else apply(prim, (a, b), {})
     elif tb is BVar and type(a) in _CONSTANT_TYPES:
@@ -550,8 +577,11 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         av = a
         bv = b._value
         parents = (None, b._index)
-        if type(a) is np.ndarray and (reads is None or reads[0]) and id(a) not in tape.seen:
-            constant = a
+        if type(a) is np.ndarray:
+            if a.dtype.kind == "c":
+                return apply(prim, (a, b), {})
+            if (reads is None or reads[0]) and id(a) not in tape.seen:
+                constant = a
     elif is_structure_operand(a) or is_structure_operand(b):
         return NotImplemented  # (for an operator: Python then asks the structure)
     else:
@@ -563,8 +593,9 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
         tape.lock(constant)
     y = prim.fn(av, bv)
     # A float result means both operands were Python numbers: no broadcasting to undo.
+    node: tuple[Any, ...]
     if type(y) is float:
-        nodes.append((prim.float_vjps, parents, (av, bv), y, None, prim.name))
+        node = (prim.float_vjps, parents, (av, bv), y, None, prim.name)
     else:
         if reads is not None:  # (``stored`` inlined for two arguments: the hot path)
             if not reads[0] and type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
@@ -572,12 +603,34 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
             if not reads[1] and type(bv) is np.ndarray and bv.nbytes > SMALL_ARRAY_BYTES:
                 bv = ShapeOf(bv)
         kept = y if prim.reads_output or type(nodes) is not list else None
-        nodes.append((prim.vjps, parents, (av, bv), kept, None, prim.name))
+        node = (prim.vjps, parents, (av, bv), kept, None, prim.name)
+    i = len(nodes)
+    nodes.append(node)
+    if nodes[i] is not node:
+        i = index_of(nodes, node, i)
     v = object.__new__(BVar)  # (``_new_bvar`` inlined: this is the hottest path)
     v._value = y
     v._tape = tape
-    v._index = len(nodes) - 1
+    v._index = i
     return v
+
+
+def index_of(nodes: list[Any], node: Any, start: int) -> int:
+    """Where ``node`` went in ``nodes``, at ``start`` or after: another thread may have
+    appended one of its own between our ``len`` and ``append`` (threads may record on an
+    outer runner's tape), or ``nodes`` stores a checked copy (under ``debug_nans``)."""
+    given = getattr(nodes, "origins", nodes)
+    for i in range(start, len(given)):
+        if given[i] is node:
+            return i
+    raise AssertionError("a recorded node is missing from its tape")
+
+
+def append_node(nodes: list[Any], node: Any) -> int:
+    """Append ``node``; its index (right when other threads record on the same tape)."""
+    i = len(nodes)
+    nodes.append(node)
+    return i if nodes[i] is node else index_of(nodes, node, i)
 
 
 def binary_call(prim: Primitive, a: Any, b: Any) -> Any:
@@ -610,11 +663,15 @@ def unary(prim: Primitive, a: BVar) -> Any:
     else:
         y = prim.fn(av)
     kept = y if prim.reads_output or type(nodes) is not list else None
-    nodes.append((prim.vjps, (a._index,), (av,), kept, None, prim.name))
+    node = (prim.vjps, (a._index,), (av,), kept, None, prim.name)
+    i = len(nodes)
+    nodes.append(node)
+    if nodes[i] is not node:
+        i = index_of(nodes, node, i)
     v = object.__new__(BVar)  # (``_new_bvar`` inlined, as in ``binary``)
     v._value = y
     v._tape = tape
-    v._index = len(nodes) - 1
+    v._index = i
     return v
 
 
@@ -692,6 +749,21 @@ def is_integral(y: Any) -> bool:
     return t is bool or t is int or isinstance(y, (np.integer, np.bool_))
 
 
+def is_complex(y: Any) -> bool:
+    t = type(y)
+    if t is np.ndarray:
+        return y.dtype.kind == "c"
+    return t is complex or isinstance(y, np.complexfloating)
+
+
+def complex_result(name: str) -> TypeError:
+    return TypeError(
+        f"{name} gave a complex result: complex values are not supported by hetgrad (a "
+        "complex constant operand, or a cast to a complex dtype); keep the real and "
+        "imaginary parts as separate float arrays"
+    )
+
+
 def is_leaf_value(y: Any) -> bool:
     t = type(y)
     return t is float or t is np.ndarray or t is BVar or tree.kind_of(t) in (tree.LEAF, tree.ARRAY)
@@ -714,12 +786,14 @@ def record(
     if t is BVar:
         if y._tape is tape:
             raise computed_with_own_bvar(name)
-    elif t is not float and is_integral(y):  # (x > 0, argmax: a constant, as op1 has it)
-        return y
+    elif t is not float:
+        if is_integral(y):  # (x > 0, argmax: a constant, as op1 has it)
+            return y
+        if is_complex(y):
+            raise complex_result(name)
     if is_leaf_value(y):
         kept = y if reads_output or type(nodes) is not list else None
-        nodes.append((vjps, parents, args, kept, kw, name))
-        return _new_bvar(y, tape, len(nodes) - 1)
+        return _new_bvar(y, tape, append_node(nodes, (vjps, parents, args, kept, kw, name)))
     try:
         leaves, td = flatten(y)
     except tree.UnsupportedLeafError as e:
@@ -764,15 +838,14 @@ def record_whole(
     nodes = tape.nodes
     assert nodes is not None
     if out_def is LEAF_DEF:
-        nodes.append((WHOLE, parents, pullback, out_leaves[0], None, name))
-        return _new_bvar(out_leaves[0], tape, len(nodes) - 1)
-    op = len(nodes)
-    nodes.append((WHOLE, parents, pullback, None, None, name))
+        i = append_node(nodes, (WHOLE, parents, pullback, out_leaves[0], None, name))
+        return _new_bvar(out_leaves[0], tape, i)
+    op = append_node(nodes, (WHOLE, parents, pullback, None, None, name))
     n = len(out_leaves)
     outs = []
     for pos, leaf in enumerate(out_leaves):
-        nodes.append((PROJECT, (op,), pos, n, leaf, name))
-        outs.append(_new_bvar(leaf, tape, len(nodes) - 1))
+        i = append_node(nodes, (PROJECT, (op,), pos, n, leaf, name))
+        outs.append(_new_bvar(leaf, tape, i))
     return build_view(out_def, iter(outs), tape)
 
 
@@ -1005,7 +1078,10 @@ class BVar:
     def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:
         """The value cast to ``dtype``: a float dtype keeps the gradient (cast back), any
         other kind is a constant, like ``floor``."""
-        if np.dtype(dtype).kind != "f":
+        kind = np.dtype(dtype).kind
+        if kind == "c":
+            raise complex_result(f"astype({np.dtype(dtype)})")
+        if kind != "f":
             return np.asarray(primal(self)).astype(dtype, *args, **kwargs)
         return _r.astype(self, np.dtype(dtype))
 

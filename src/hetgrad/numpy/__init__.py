@@ -307,8 +307,12 @@ _np_array = np.array
 
 
 def _konst(fill: Any, shape: Any, dtype: Any) -> Any:
+    """``fill`` broadcast to ``shape`` (a fresh array), cast to ``dtype`` as NumPy casts a
+    fill value (a cast to another float type is recorded; to an integer, a constant)."""
     if dtype is not None and np.result_type(primal(fill)) != np.dtype(dtype):
-        raise TypeError("hetgrad.numpy.full cannot change the dtype of a BVar fill value")
+        fill = fill.astype(dtype)
+        if not isinstance(fill, BVar):
+            return _np_full(shape, fill, dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     return _shape.copy(rules.broadcast_to(fill, shape))
 
@@ -322,7 +326,8 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
     array([7., 7.])
     """
     if isinstance(fill_value, BVar):
-        return _konst(fill_value, np.shape(primal(a)) if shape is None else shape, dtype)
+        return _konst(fill_value, np.shape(primal(a)) if shape is None else shape,
+                      np.result_type(primal(a)) if dtype is None else dtype)
     return NP.full_like(primal(a), fill_value, dtype, order, subok, shape, **kw)
 
 
