@@ -470,21 +470,30 @@ def _is_basic_index(key: Any) -> bool:
 
 
 def _scatter_fn(g: Any, key: Any, like: Any) -> Any:
+    """Zeros shaped like ``like`` with ``g`` added at ``key`` (the gradient of indexing)."""
     if isinstance(g, BVar):  # a BVar of an outer tape (a higher derivative): record there
         return scatter_add(g, key, like)
     like = primal(like)
-    out = np.zeros(np.shape(like), dtype=np.result_type(like, g))
-    if _is_basic_index(key):
+    tg = type(g)
+    if type(like) is np.ndarray and (tg is float or tg is like.dtype.type):
+        out = np.zeros(like.shape, like.dtype)  # (the usual case, without result_type)
+    else:
+        out = np.zeros(np.shape(like), dtype=np.result_type(like, g))
+    if type(key) is int or _is_basic_index(key):
         out[key] = g
     else:
         np.add.at(out, key, g)  # repeated indices accumulate
     return out
 
 
+def _getitem_grad(g: Any, y: Any, a: Any, key: Any) -> Any:
+    # (a plain g needs no recording: the scatter is called directly, not through apply)
+    return _scatter_fn(g, key, a) if type(g) is not BVar else scatter_add(g, key, a)
+
+
 scatter_add = prim(_scatter_fn, lambda h, y, g, key, like: h[key], name="scatter_add",
                    nondiff=(1, 2))  # fmt: skip
-getitem = prim(operator.getitem, lambda g, y, a, key: scatter_add(g, key, a), name="getitem",
-               nondiff=(1,))  # fmt: skip
+getitem = prim(operator.getitem, _getitem_grad, name="getitem", nondiff=(1,))
 
 
 # --------------------------------------------------------------------------------------

@@ -1096,13 +1096,13 @@ class BVar:
     def sum(self, axis: Any = None, dtype: Any = None, out: Any = None,
             keepdims: bool = False, **kwargs: Any) -> Any:  # fmt: skip
         if dtype is None and out is None and not kwargs:
-            return _r.sum_(self, axis=axis, keepdims=keepdims)
+            return _reduce(_r.FUNCTIONS[np.sum], self, axis, keepdims)
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
     def mean(self, axis: Any = None, dtype: Any = None, out: Any = None,
              keepdims: bool = False, **kwargs: Any) -> Any:  # fmt: skip
         if dtype is None and out is None and not kwargs:
-            return _r.mean(self, axis=axis, keepdims=keepdims)
+            return _reduce(_r.FUNCTIONS[np.mean], self, axis, keepdims)
         return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
 
     def reshape(self, *shape: Any, order: str = "C") -> Any:
@@ -1148,6 +1148,14 @@ class BVar:
         if impl is not None:
             return impl(*args, **kwargs)
         return _r.dispatch_function(func, args, kwargs)  # which names what is not lifted
+
+
+def _reduce(impl: Callable[..., Any], a: BVar, axis: Any, keepdims: bool) -> Any:
+    """``impl(a, axis=axis, keepdims=keepdims)``, the defaults left out: a node without
+    keywords takes the reverse sweep's short path (``loss.sum()`` is in most losses)."""
+    if keepdims:
+        return impl(a, axis=axis, keepdims=True)
+    return impl(a) if axis is None else impl(a, axis=axis)
 
 
 class TreeVar(BVar):
