@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import hetgrad
-from hetgrad import BVar, TapeError, grad, grad_bp
+from hetgrad import BVar, TapeError, grad, grad_bp, rules
+from hetgrad import tape as tape_module
 
 # -- BVar behaves like its value where no gradient is at stake --------------------------
 
@@ -372,3 +373,75 @@ def test_fresh_views_of_a_held_array_do_not_pile_up() -> None:
     assert not kept.flags.writeable
     del pullback
     assert kept.flags.writeable and data.flags.writeable
+
+
+def test_backprop_with_refused_for_an_escaped_output_unlocks_its_arguments() -> None:
+    kept: list[Any] = []
+    grad_bp(lambda x: (kept.append(x * 2.0), x * 1.0)[1], 1.0)
+    w = np.ones(3)
+    with pytest.raises(TapeError):
+        hetgrad.backprop_with(lambda a: (np.sum(a * 2.0), kept[0]), w)
+    assert w.flags.writeable
+    assert id(w) not in tape_module._lock_counts
+
+
+def test_a_count_left_over_for_a_dead_array_does_not_leave_its_successor_writeable() -> None:
+    """A count never released (an interrupt in a tape's bookkeeping) may outlive its
+    array; a new array at the same id is locked all the same while a rule reads it."""
+    c = np.array([1.0, 2.0, 3.0])
+    tape_module._lock_counts[id(c)] = 1  # as a dead array's leftover would be
+    try:
+
+        def f(x: Any) -> Any:
+            y = np.sum(x * c)  # the rule for x reads c
+            c[0] = 100.0
+            return y
+
+        with pytest.raises(ValueError, match="read-only"):
+            grad_bp(f, np.ones(3))
+    finally:
+        del tape_module._lock_counts[id(c)]
+
+
+def test_a_release_retries_only_the_views_of_the_arrays_it_frees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Views waiting on a base that a live pullback holds are not rescanned by every
+    release (that made each call cost O(waiting views)); they are freed with their base."""
+    data = np.random.default_rng(0).random((200, 4))
+    rows = list(data)
+    _, pullback = hetgrad.backprop_with(lambda d: np.sum(d * 2.0), data)
+    w = np.ones(4)
+    for r in rows:  # each row is locked as a constant, and waits on data when released
+        grad_bp(lambda w, r=r: np.sum(w * r), w)
+    retried: list[int] = []
+    real = tape_module._make_writeable
+    monkeypatch.setattr(tape_module, "_make_writeable", lambda a: (retried.append(len(a)), real(a)))
+    grad_bp(lambda w: np.sum(w * w), w)
+    assert retried == []  # nothing waiting was touched
+    assert not any(r.flags.writeable for r in rows)
+    del pullback
+    assert data.flags.writeable and all(r.flags.writeable for r in rows)
+    assert retried == [200] and not tape_module._waiting_on
+
+
+def test_iterating_over_an_array_bvar_scatters_once() -> None:
+    calls: list[int] = []
+    real = rules._scatter_fn
+
+    def spy(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    x = np.arange(50.0)
+    rules._scatter_fn = spy
+    try:
+        g = grad_bp(lambda v: sum(e * e for e in v), x)
+    finally:
+        rules._scatter_fn = real
+    np.testing.assert_array_equal(g, 2 * x)
+    assert calls == []  # one gradient array for the 50 elements, not 50 of them
+    rows = grad_bp(lambda v: sum(r @ r for r in v), np.ones((3, 2)))
+    np.testing.assert_array_equal(rows, np.full((3, 2), 2.0))
+    h = hetgrad.hessian(lambda v: sum(e**3 for e in v))(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(h, np.diag([6.0, 12.0]))

@@ -631,3 +631,23 @@ def test_printing_and_rounding_a_bvar() -> None:
 
     assert grad_bp(f, 1.5) == 3.0
     assert grad_bp(lambda v: np.sum(v.copy() * v), np.array([1.0, 2.0])).tolist() == [2.0, 4.0]
+
+
+def test_get_and_in_on_a_bvar_of_a_dict_are_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hetgrad.tape import TreeVar
+
+    def no_split(self: Any) -> Any:
+        raise AssertionError("the whole dict was rebuilt for one key")
+
+    d = {f"k{i}": float(i) for i in range(100)}
+
+    def f(v: Any) -> Any:
+        monkeypatch.setattr(TreeVar, "_split", no_split)
+        total = v.get("k1") * 2.0 + v.get("missing", 1.0) + ("k3" in v) + ("zz" in v)
+        monkeypatch.undo()
+        return total
+
+    g = hetgrad.grad_bp(f, d)
+    assert g["k1"] == 2.0 and sum(g.values()) == 2.0
+    with pytest.raises(TypeError, match="unhashable"):
+        hetgrad.grad_bp(lambda v: [] in v, {"a": 1.0})

@@ -21,7 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from .tape import BVar, Primitive, ShapeOf, apply, binary_call, primal, unary
+from .tape import (
+    BVar,
+    Primitive,
+    ShapeOf,
+    _escaped,
+    apply,
+    binary_call,
+    primal,
+    record_whole,
+    unary,
+)
+from .tree import flatten
 
 UFUNCS: dict[Any, Primitive] = {}
 """NumPy ufunc -> differentiable primitive, used by ``BVar.__array_ufunc__``."""
@@ -489,6 +500,29 @@ def _scatter_fn(g: Any, key: Any, like: Any) -> Any:
 def _getitem_grad(g: Any, y: Any, a: Any, key: Any) -> Any:
     # (a plain g needs no recording: the scatter is called directly, not through apply)
     return _scatter_fn(g, key, a) if type(g) is not BVar else scatter_add(g, key, a)
+
+
+def unstack(a: BVar) -> Any:
+    """``list(a)`` for a BVar of an array, as one node with an output per element: its
+    pullback assembles the n gradients into one array, where n ``a[i]`` nodes would each
+    scatter into an array of n zeros (``sum(v)`` over 64,000 elements took 3.6 s)."""
+    tape = a._tape
+    if tape.nodes is None:
+        raise _escaped(tape)
+    av = a._value
+    rows = list(av)
+    leaves, td = flatten(rows)
+
+    def pullback(parts: list[Any]) -> tuple[Any]:
+        if any(isinstance(p, BVar) for p in parts):  # being differentiated: recorded
+            return (np.stack([np.zeros_like(r) if p is None else p for r, p in zip(rows, parts)]),)
+        g = np.zeros(av.shape, av.dtype)
+        for i, p in enumerate(parts):
+            if p is not None:
+                g[i] = p
+        return (g,)
+
+    return record_whole(tape, (a._index,), pullback, td, leaves, "iter")
 
 
 scatter_add = prim(_scatter_fn, lambda h, y, g, key, like: h[key], name="scatter_add",

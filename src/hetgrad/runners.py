@@ -78,10 +78,10 @@ class _Run:
                 self.out = f(*inputs, **kwargs)
             finally:
                 stack.pop()
+            tape.close()
         except BaseException:
             tape.release()
             raise
-        tape.close()
 
     def seeds_for(self, out: Any, ct: Any) -> list[tuple[int, Any]]:
         """Seed the output leaves that belong to this tape with cotangent ``ct``."""
@@ -412,21 +412,24 @@ def backprop_with(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any
 
 def pullback_of(f: Callable[..., Any], args: Sequence[Any], runner: str) -> tuple[Any, Any]:
     """:func:`backprop_with`, its errors naming ``runner`` (``jacobian``, ``hessian``)."""
-    run = _Run(f, args, range(len(args)), {}, runner)
-    try:
-        leaves, td = flatten(run.out)
-        value = unflatten(settled(td, run.tape), [_value_view(run.tape, x) for x in leaves])
-    except tree.UnsupportedLeafError as e:
-        run.tape.release()
-        raise TypeError(f"{runner}: the output at {e.path('out')}: {e.reason}") from None
     n = len(args)
+    run = _Run(f, args, range(n), {}, runner)
 
     def pullback(cotangent: Any) -> Any:
         grads = run.gradients(run.seeds_for(run.out, cotangent))
         return grads[0] if n == 1 else tuple(grads)
 
-    # The tape (and the read-only lock on the arguments' arrays) lives as long as this.
-    weakref.finalize(pullback, release_when_free, run.tape)
+    try:
+        try:
+            leaves, td = flatten(run.out)
+            value = unflatten(settled(td, run.tape), [_value_view(run.tape, x) for x in leaves])
+        except tree.UnsupportedLeafError as e:
+            raise TypeError(f"{runner}: the output at {e.path('out')}: {e.reason}") from None
+        # The tape (and the read-only lock on the arguments' arrays) lives as long as this.
+        weakref.finalize(pullback, release_when_free, run.tape)
+    except BaseException:  # (an escaped BVar in the output, an interrupt: nothing kept)
+        run.tape.release()
+        raise
     return value, pullback
 
 

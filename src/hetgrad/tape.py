@@ -110,6 +110,11 @@ class Tape:
             if count is not None:
                 _lock_counts[key] = count + 1
                 locked.append(a)
+                if a.flags.writeable:
+                    # Held, yet writeable: the count is left over from a tape never
+                    # released (an interrupt in its bookkeeping) and this is a new array
+                    # with the old one's id.  Lock it all the same.
+                    a.setflags(write=False)
             elif a.flags.writeable or _waiting(a) or _base_held(a):
                 a.setflags(write=False)  # (twice as fast as assigning flags.writeable)
                 _lock_counts[key] = 1
@@ -172,6 +177,7 @@ class Tape:
         """Undo this tape's holds on ``held``."""
         with _locks_guard:
             refused = []
+            freed = []
             for a in reversed(held):  # (a view was held before its base: bases come first)
                 key = id(a)
                 count = _lock_counts[key]
@@ -179,12 +185,14 @@ class Tape:
                     del _lock_counts[key]
                     try:
                         a.setflags(write=True)
+                        freed.append(key)
                     except ValueError:  # a view whose base is still held
                         refused.append(a)
                 else:
                     _lock_counts[key] = count - 1
-            if refused or _unlock_later:
-                _make_writeable(refused[::-1] + list(_unlock_later.values()))
+            waiting = _views_waiting_on(freed) if _waiting_on else []
+            if refused or waiting:
+                _make_writeable(refused[::-1] + waiting)
 
     # -- the reverse sweep ---------------------------------------------------------------
 
@@ -304,8 +312,34 @@ def _make_writeable(arrays: list[np.ndarray]) -> None:
         if len(left) == len(pending):
             break
         pending = left[::-1]
-    _unlock_later.clear()
-    _unlock_later.update((id(a), a) for a in pending)
+    for a in pending:
+        _unlock_later[id(a)] = a
+        base = a.base
+        while type(base) is np.ndarray:  # (retried when any array it is a view of is freed)
+            ids = _waiting_on.setdefault(id(base), set())
+            ids.add(id(a))
+            if len(ids) > 64 and len(ids) > 2 * len(_unlock_later):
+                ids.intersection_update(_unlock_later.keys())  # (views that went away)
+            base = base.base
+
+
+# id(array) -> ids of the views in ``_unlock_later`` that wait on it: a release retries only
+# the views of the arrays it freed, not every waiting view (with thousands of rows of a
+# dataset waiting on one held base, each release would otherwise scan them all).
+_waiting_on: dict[int, set[int]] = {}
+
+
+def _views_waiting_on(freed: list[int]) -> list[np.ndarray]:
+    """Take out of ``_unlock_later`` the views waiting on the arrays (ids) ``freed``."""
+    out = []
+    for key in freed:
+        ids = _waiting_on.pop(key, None)
+        if ids:
+            for view_id in ids:
+                v = _unlock_later.pop(view_id, None)
+                if v is not None:
+                    out.append(v)
+    return out
 
 
 def accumulate(a: Any, b: Any) -> Any:
@@ -924,8 +958,10 @@ class BVar:
         return len(self._value)
 
     def __iter__(self) -> Any:
-        for i in range(len(self._value)):
-            yield self[i]
+        av = self._value
+        if type(av) is np.ndarray and av.ndim and len(av) > 1:
+            return iter(_r.unstack(self)._children)
+        return (self[i] for i in range(len(av)))
 
     def __bool__(self) -> bool:
         return bool(self._value)
@@ -1206,6 +1242,8 @@ class TreeVar(BVar):
             return self._children[i]
         if name.startswith("__"):
             raise AttributeError(name)
+        if name == "get" and self._container is tree.DICT:
+            return self._get  # (one lookup, where the split dict costs O(n) per call)
         split = self._split()
         found = getattr(split, name)
         if callable(found) and not isinstance(found, type):
@@ -1234,7 +1272,14 @@ class TreeVar(BVar):
         return iter(self._split())
 
     def __contains__(self, key: Any) -> bool:
+        if self._container is tree.DICT:
+            return self._index_of(key) is not None  # (O(1), as for a dict)
         return key in self._split()
+
+    def _get(self, key: Any, default: Any = None) -> Any:
+        """``dict.get`` on a BVar of a dict."""
+        i = self._index_of(key)
+        return default if i is None else self._children[i]
 
     def __bool__(self) -> bool:
         return bool(self._children)
