@@ -552,20 +552,21 @@ def leaf_keys(treedef: TreeDef) -> list[tuple[Any, ...]]:
 
 def _raw_keys(td: TreeDef) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
-
-    def walk(d: TreeDef, prefix: tuple[Any, ...]) -> None:
-        if d.container is None:
-            if d.children[0] is None:
-                out.append(prefix)
-            return
-        for key, c in zip(d.container.keys(d.aux), d.children):
-            if c is None:
-                out.append(prefix + (key,))
-            elif type(c) is TreeDef:
-                walk(c, prefix + (key,))
-
-    walk(td, ())
+    _walk_keys(td, (), out)
     return out
+
+
+def _walk_keys(d: TreeDef, prefix: tuple[Any, ...], out: list[tuple[Any, ...]]) -> None:
+    # (a module function: a recursive closure is a reference cycle, left to the collector)
+    if d.container is None:
+        if d.children[0] is None:
+            out.append(prefix)
+        return
+    for key, c in zip(d.container.keys(d.aux), d.children):
+        if c is None:
+            out.append(prefix + (key,))
+        elif type(c) is TreeDef:
+            _walk_keys(c, prefix + (key,), out)
 
 
 def leaf_paths(treedef: TreeDef, root: str = "") -> list[str]:
