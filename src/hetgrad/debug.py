@@ -118,6 +118,10 @@ class CheckedNodes(list[Any]):
                 f"debug_nans: {name} produced a value that is not finite (inf or nan), "
                 f"called at {where}"
             )
+        if type(rule) is int:
+            from .tape import RULE_TABLE  # (tape imports this module)
+
+            rule = RULE_TABLE[rule]
         if type(rule) is tuple:
             rule = tuple(_checked_rule(r, name, where) for r in rule)
         elif rule == "whole":

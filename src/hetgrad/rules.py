@@ -30,6 +30,7 @@ from .tape import (
     binary_call,
     primal,
     record_whole,
+    rule_number,
     unary,
 )
 from .tree import flatten
@@ -54,6 +55,7 @@ def prim(
     """A built-in primitive with its rules (trusted: results are not re-checked)."""
     p = Primitive(fn, name, nondiff, checked=False)
     p.vjps = p.float_vjps = vjps
+    p.node_rules = p.node_float_rules = rule_number(vjps)
     return p
 
 
@@ -71,6 +73,7 @@ def output_unread(*prims: Primitive) -> None:
 def on_floats(p: Primitive, *vjps: Callable[..., Any]) -> None:
     """Give ``p`` rules for Python-float operands (the moons-style scalar fast path)."""
     p.float_vjps = vjps
+    p.node_float_rules = rule_number(vjps)
 
 
 # --------------------------------------------------------------------------------------

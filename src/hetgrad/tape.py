@@ -7,6 +7,7 @@ from the output's node.  Every operation on a BVar appends one *node* to the tap
     (vjps, parents, args, y, kwargs, name)  a primitive: vjps[k](g, y, *args) is the
                                             gradient for argument k; parents[k] is its
                                             node or None; y is None if no rule reads it
+                                            (a built-in's vjps is its RULE_TABLE number)
     (WHOLE, parents, pullback, _, _, name)  a custom op: pullback(g) returns one gradient
                                             per parent (None for "no gradient")
     (PROJECT, (op,), position, n, leaf, name)  output ``position`` (of ``n``) of a
@@ -220,6 +221,8 @@ class Tape:
                 continue
             gs[i] = None
             rule, parents, args, y, kw, _ = node
+            if type(rule) is int:
+                rule = RULE_TABLE[rule]
             if type(rule) is tuple:
                 # Binary and unary primitives without keywords are nearly every node; they
                 # get a loop-free path (no enumerate, no star-call, floats added inline).
@@ -376,6 +379,10 @@ class Primitive:
         self.vjps: tuple[Callable[..., Any], ...] = ()
         # Rules for Python-float operands (no broadcasting to undo); set for the operators.
         self.float_vjps: tuple[Callable[..., Any], ...] = ()
+        # What a node stores for those rules: the tuple, or for a built-in primitive its
+        # number in RULE_TABLE (see there).
+        self.node_rules: tuple[Callable[..., Any], ...] | int = ()
+        self.node_float_rules: tuple[Callable[..., Any], ...] | int = ()
         # Which of the first positional inputs the rules read (None: all; positions past
         # the end are read; at least two entries, for the binary fast path).  An array
         # input they do not read is stored on the tape as its ShapeOf, so it can be freed
@@ -426,8 +433,21 @@ class Primitive:
                 made.append(checked_rule(self.name, k, rule))
             else:
                 made.append(rule)
-        self.vjps = self.float_vjps = tuple(made)
+        self.vjps = self.float_vjps = self.node_rules = self.node_float_rules = tuple(made)
         return self
+
+
+# The rules of the built-in primitives, by number.  A node names its rules by this int
+# rather than by the tuple of functions, so a node of floats and arrays holds nothing the
+# cyclic garbage collector tracks: the collector untracks it at its first look instead of
+# walking the whole tape again and again (a third of a scalar training step's time).
+RULE_TABLE: list[tuple[Callable[..., Any], ...]] = []
+
+
+def rule_number(vjps: tuple[Callable[..., Any], ...]) -> int:
+    """Enter a built-in primitive's rules in RULE_TABLE; their number."""
+    RULE_TABLE.append(vjps)
+    return len(RULE_TABLE) - 1
 
 
 # Arrays of at most this many bytes stay on the tape even when no rule reads them: making
@@ -629,7 +649,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
     # A float result means both operands were Python numbers: no broadcasting to undo.
     node: tuple[Any, ...]
     if type(y) is float:
-        node = (prim.float_vjps, parents, (av, bv), y, None, prim.name)
+        node = (prim.node_float_rules, parents, (av, bv), y, None, prim.name)
     else:
         if reads is not None:  # (``stored`` inlined for two arguments: the hot path)
             if not reads[0] and type(av) is np.ndarray and av.nbytes > SMALL_ARRAY_BYTES:
@@ -637,7 +657,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
             if not reads[1] and type(bv) is np.ndarray and bv.nbytes > SMALL_ARRAY_BYTES:
                 bv = ShapeOf(bv)
         kept = y if prim.reads_output or type(nodes) is not list else None
-        node = (prim.vjps, parents, (av, bv), kept, None, prim.name)
+        node = (prim.node_rules, parents, (av, bv), kept, None, prim.name)
     i = len(nodes)
     nodes.append(node)
     if nodes[i] is not node:
@@ -697,7 +717,7 @@ def unary(prim: Primitive, a: BVar) -> Any:
     else:
         y = prim.fn(av)
     kept = y if prim.reads_output or type(nodes) is not list else None
-    node = (prim.vjps, (a._index,), (av,), kept, None, prim.name)
+    node = (prim.node_rules, (a._index,), (av,), kept, None, prim.name)
     i = len(nodes)
     nodes.append(node)
     if nodes[i] is not node:
@@ -752,9 +772,11 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     y = prim.fn(*tvals, **kwargs)
     if prim.reads is not None:
         tvals = stored(prim.reads, tvals)
-    vjps = prim.vjps
+    vjps: Any = prim.vjps
     if len(parents) > len(vjps):  # (varargs beyond the rules given: no rule, said if used)
         vjps = vjps + tuple(missing_rule(prim.name, k) for k in range(len(vjps), len(parents)))
+    else:
+        vjps = prim.node_rules
     return record(tape, vjps, tuple(parents), tvals, y, kwargs or None, prim.name,
                   prim.reads_output)  # fmt: skip
 
@@ -805,7 +827,7 @@ def is_leaf_value(y: Any) -> bool:
 
 def record(
     tape: Tape,
-    vjps: tuple[Callable[..., Any], ...],
+    vjps: tuple[Callable[..., Any], ...] | int,
     parents: tuple[int | None, ...],
     args: tuple[Any, ...],
     y: Any,
@@ -834,11 +856,12 @@ def record(
         raise TypeError(f"{name} returned a value hetgrad cannot record: {e}") from None
     if any(isinstance(v, BVar) and v._tape is tape for v in leaves):
         raise computed_with_own_bvar(name)
+    rules = RULE_TABLE[vjps] if isinstance(vjps, int) else vjps
 
     def pullback(parts: list[Any]) -> list[Any]:
         g = assemble(td, leaves, parts)
         return [
-            None if p is None else (vjps[k](g, y, *args, **kw) if kw else vjps[k](g, y, *args))
+            None if p is None else (rules[k](g, y, *args, **kw) if kw else rules[k](g, y, *args))
             for k, p in enumerate(parents)
         ]
 

@@ -55,7 +55,7 @@ def apply1(p: Primitive) -> Callable[..., Any]:
         av = a._value
         y = p.fn(av, **kwargs)
         kept = (av,) if p.reads is None else stored(p.reads, (av,))
-        return record(tape, p.vjps, (a._index,), kept, y, kwargs or None, p.name,
+        return record(tape, p.node_rules, (a._index,), kept, y, kwargs or None, p.name,
                       p.reads_output)  # fmt: skip
 
     impl.__name__ = p.name
