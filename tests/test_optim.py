@@ -532,3 +532,60 @@ def test_the_gradients_of_several_arguments_get_a_hint() -> None:
     with pytest.raises(ValueError, match="a tuple of 2: the gradients of several arguments"):
         momentum(0.1, 0.9).update(grads, state)
     assert opt.update(grads[0], opt.init({"w": np.ones(2)}))[0]["w"].tolist() == [-0.1, -0.1]
+
+
+def test_adam_on_float16_keeps_wide_moments() -> None:
+    """A float16 gradient of 300 squares to inf in float16 (the coordinate froze for good),
+    and one of 5e-3 to 0 (a step of 1e4): the moments are float32."""
+    opt = adam(0.1)
+    p = np.ones(2, np.float16)
+    state = opt.init(p)
+    assert state.mu.dtype == state.nu.dtype == np.float32
+    for k in range(3):
+        g = np.array([300.0 if k == 0 else 1.0, 5e-3], np.float16)
+        updates, state = opt.update(g, state)
+        assert updates.dtype == np.float16 and np.all(np.isfinite(updates))
+        assert np.all(np.abs(updates) < 0.2)  # about lr each step
+        p = apply_updates(p, updates)
+    assert np.isfinite(state.nu).all()
+
+
+def test_optimizer_state_keeps_its_dtype_under_other_gradients() -> None:
+    params = {"w": np.ones(2, np.float32), "d": np.array(2.0)}
+    for opt in (adam(0.1), momentum(0.1, 0.9)):
+        state = opt.init(params)
+        _, state = opt.update({"w": np.ones(2), "d": np.array(1.0)}, state)
+        for leaf, like in zip(flatten(state)[0][1:], flatten(opt.init(params))[0][1:]):
+            assert type(leaf) is type(like) and leaf.dtype == like.dtype
+
+
+def test_adam_checks_its_hyperparameters_and_takes_static_parameters() -> None:
+    for kw in ({"b1": 1.0}, {"b2": -0.1}, {"eps": -1e-8}):
+        with pytest.raises(ValueError, match="adam"):
+            adam(0.1, **kw)
+    opt = adam(0.1)
+    assert opt.update(3, opt.init(3))[0] == 3  # nothing to update
+
+
+def test_descend_on_a_float32_loss_keeps_float64_parameters_exact() -> None:
+    p = np.array([1.0, 2.0, 3.0])
+
+    def f(q: Any) -> Any:
+        return np.sum(q * q).astype(np.float32)
+
+    _, stepped = descend(f, p, 0.1)
+    np.testing.assert_array_equal(stepped, p - 0.1 * hetgrad.grad_bp(f, p))
+
+
+def test_a_python_float_meets_a_numpy_scalar_as_a_python_float() -> None:
+    @dataclasses.dataclass
+    class Line(hetgrad.Params):
+        slope: float
+        intercept: float
+
+    assert Line(0.1, 0.2) * np.float32(1.0) == Line(0.1, 0.2)
+    assert apply_updates({"x": 0.1}, {"x": np.float32(0.0)}) == {"x": 0.1}
+
+
+def test_linear_schedule_ends_exactly_at_its_end() -> None:
+    assert linear_schedule(1.0, 0.1, 150)(150) == 0.1

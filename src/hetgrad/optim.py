@@ -193,6 +193,10 @@ def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformati
         u_k = -v_{k+1}
         p_{k+1} = p_k + u_k
 
+    With a constant ``lr`` this is PyTorch's ``SGD(momentum=mu)``; under a schedule it
+    differs, as the velocity keeps the learning rates of past steps (PyTorch multiplies
+    the current one into the whole velocity).
+
     Args:
         lr: the learning rate, a number or a schedule ``k -> lr_k``.
         mu: the momentum, a number or a schedule ``k -> mu_k`` such as
@@ -223,7 +227,7 @@ def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformati
         _check_shapes(gs, vs, gtd, "momentum.update")
         k = int(state.step)
         a, b = lr_k(k), mu_k(k)
-        new_v = [a * g + b * v for g, v in zip(gs, vs)]
+        new_v = [_like(v, a * g + b * v) for g, v in zip(gs, vs)]  # (the state's dtype)
         updates = unflatten(gtd, [-v for v in new_v])
         return updates, MomentumState(state.step + 1.0, unflatten(vtd, new_v))
 
@@ -265,38 +269,66 @@ def adam(
             raise TypeError(f"adam: {name} must be a number, got {x!r}")
     # Python floats: NumPy scalars would make float32 state and updates float64.
     b1, b2, eps = float(b1), float(b2), float(eps)
+    for name, x in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= x < 1.0:
+            raise ValueError(f"adam: {name} must be in [0, 1), got {x!r}")
+    if not eps >= 0.0:
+        raise ValueError(f"adam: eps must be at least 0, got {eps!r}")
     c1, c2 = 1.0 - b1, 1.0 - b2
 
     def init(params: Any) -> AdamState:
-        return AdamState(0.0, zero(params), zero(params))
+        moments = tree.tree_map(_moment_zero, params)
+        return AdamState(0.0, moments, tree.tree_map(_moment_zero, params))
 
     def update(grads: Any, state: AdamState, params: Any = None) -> tuple[Any, AdamState]:
         _check_state(state, AdamState, "adam.update")
         moments, std = flatten((state.mu, state.nu))
         n = len(moments) // 2
-        mu_def = std.children[0]  # (mu's own TreeDef: None if it is a single leaf)
-        gs, gtd = _grads_leaves(grads, LEAF_DEF if mu_def is None else mu_def, "adam.update")
+        mu_def = std.children[0]  # (mu's own TreeDef: None if a leaf, Static if static)
+        if mu_def is None:
+            mu_def = LEAF_DEF
+        elif type(mu_def) is not TreeDef:
+            mu_def = TreeDef(None, None, (mu_def,))
+        gs, gtd = _grads_leaves(grads, mu_def, "adam.update")
         _check_shapes(gs, moments[:n], gtd, "adam.update")
         k = int(state.step)
         t = k + 1
         scale = -lr_k(k) / (1.0 - b1**t)
         vscale = 1.0 / (1.0 - b2**t)
-        ms = [b1 * m + c1 * g for m, g in zip(moments[:n], gs)]
-        vs = [b2 * v + c2 * (g * g) for v, g in zip(moments[n:], gs)]
-        us = [_adam_step(m, v, scale, vscale, eps) for m, v in zip(ms, vs)]
+        # (each moment keeps its own dtype: a float64 gradient for a float32 parameter
+        # would otherwise turn the state float64, and it would no longer load into
+        # opt.init(params); float16 parameters have float32 moments, see _moment_zero)
+        ms = [_like(m, b1 * m + c1 * _wide(g)) for m, g in zip(moments[:n], gs)]
+        vs = [_like(v, b2 * v + c2 * (_wide(g) * _wide(g))) for v, g in zip(moments[n:], gs)]
+        us = [_adam_step(m, v, scale, vscale, eps, g) for m, v, g in zip(ms, vs, gs)]
         mu, nu = unflatten(std, ms + vs)
         return unflatten(gtd, us), AdamState(state.step + 1.0, mu, nu)
 
     return GradientTransformation(init, update)
 
 
-def _adam_step(m: Any, v: Any, scale: float, vscale: float, eps: float) -> Any:
-    """``scale * m / (sqrt(v * vscale) + eps)``; float16 leaves are computed in float32 and
-    rounded back (in float16, eps = 1e-8 is 0 and a zero gradient would give 0 / 0)."""
-    if getattr(m, "dtype", None) == np.float16:
-        m32, v32 = np.asarray(m, np.float32), np.asarray(v, np.float32)
-        return _like(m, scale * m32 / ((v32 * vscale) ** 0.5 + eps))
-    return scale * m / ((v * vscale) ** 0.5 + eps)
+def _adam_step(m: Any, v: Any, scale: float, vscale: float, eps: float, g: Any) -> Any:
+    """``scale * m / (sqrt(v * vscale) + eps)``, in the gradient ``g``'s type and dtype
+    (a float16 parameter's moments are float32: see ``_moment_zero``)."""
+    u = scale * m / ((v * vscale) ** 0.5 + eps)
+    return _like(g, u) if _is_half(g) else u
+
+
+def _is_half(x: Any) -> bool:
+    return getattr(x, "dtype", None) == np.float16
+
+
+def _wide(g: Any) -> Any:
+    """A float16 gradient as float32: its square overflows float16 from 256 on (and the
+    moment would be inf, freezing the parameter), and underflows below 6e-8."""
+    return np.asarray(g, np.float32) if _is_half(g) else g
+
+
+def _moment_zero(p: Any) -> Any:
+    """An Adam moment's zero for parameter leaf ``p``: float32 for a float16 parameter (its
+    moments are kept wider than the parameter, as the update is computed)."""
+    z = zero(p)
+    return np.zeros(np.shape(p), np.float32) if _is_half(p) else z
 
 
 def _like(p: Any, x: Any) -> Any:
@@ -348,6 +380,8 @@ def apply_updates(params: Any, updates: Any) -> Any:
                 f"apply_updates: the update at {tree.leaf_paths(ptd, 'params')[i]} has shape "
                 f"{np.shape(u)}, the parameter {np.shape(p)}"
             )
+        if type(p) is float and isinstance(u, (np.floating, np.ndarray)):
+            u = float(u)  # (p + np.float32(u) would round p to float32)
         x = p + u
         t = type(p)
         if type(x) is not t or (t is np.ndarray and x.dtype != p.dtype):
@@ -391,7 +425,7 @@ def descend(f: Callable[..., Any], params: Any, lr: float, *args: Any, **kwargs:
         value, seed = _scalar_seed(run.out, "descend", run.tape)
         out = run.out
         own = isinstance(out, BVar) and out._tape is run.tape
-        steps = run.leaf_gradients([(out._index, -float(lr) * seed)] if own else [])[0]
+        steps = run.leaf_gradients([(out._index, _scaled_seed(seed, lr, run))] if own else [])[0]
     finally:
         run.tape.release()
     ps, td = flatten(params)
@@ -403,6 +437,20 @@ def descend(f: Callable[..., Any], params: Any, lr: float, *args: Any, **kwargs:
             x = p + steps[i]
             ps[i] = x if type(x) is type(p) and not _dtype_changed(p, x) else _like(p, x)
     return value, unflatten(td, ps)
+
+
+def _scaled_seed(seed: Any, lr: Any, run: _Run) -> Any:
+    """``-lr * seed``, in float64 if the seed is a narrower float (a float32 loss) and a
+    parameter is float64: ``-0.1 * np.float32(1)`` is float32, and every step of the
+    float64 parameters would use lr rounded to float32."""
+    scaled = -float(lr) * seed
+    if type(scaled) is float or np.result_type(scaled) == np.float64:
+        return scaled
+    for v in run.watched[0][2]:
+        x = v._value
+        if type(x) is float or getattr(x, "dtype", None) == np.float64:
+            return -float(lr) * np.asarray(seed, np.float64)[()]
+    return scaled
 
 
 def _dtype_changed(p: Any, x: Any) -> bool:
@@ -452,7 +500,7 @@ def linear_schedule(start: float, end: float, steps: int) -> Schedule:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise ValueError(f"linear_schedule: steps must be a positive int, got {steps!r}")
     start, end = float(start), float(end)
-    return lambda k: start + (end - start) * min(k, steps) / steps
+    return lambda k: end if k >= steps else start + (end - start) * k / steps
 
 
 def goal_momentum(mu_max: float) -> Schedule:

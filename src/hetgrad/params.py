@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .tape import primal
+from .tape import BVar, primal
 from .tree import tree_map
 
 __all__ = ["Params", "tree_map"]
@@ -80,9 +80,17 @@ class Params:
                     f"{type(self).__name__}, or hetgrad.tree_map"
                 )
             return NotImplemented
-        if reflected:
-            return tree_map(lambda a: _keep_float(a, op(other, a)), self)
-        return tree_map(lambda a: _keep_float(a, op(a, other)), self)
+        # A Python float leaf meets a NumPy scalar as a Python float: np.float32(2) would
+        # round the leaf to float32 and _keep_float hide it behind the float type.
+        v = primal(other)
+        exact = float(v) if not isinstance(other, BVar) and isinstance(
+            v, (np.floating, np.ndarray)) else other  # fmt: skip
+
+        def leaf(a: Any) -> Any:
+            b = exact if type(a) is float else other
+            return _keep_float(a, op(b, a) if reflected else op(a, b))
+
+        return tree_map(leaf, self)
 
     def __add__(self: P, other: Any) -> P:
         return self._combine(other, operator.add, False)
