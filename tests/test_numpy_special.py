@@ -549,3 +549,49 @@ def test_full_like_with_a_bvar_fill_takes_the_template_dtype() -> None:
     assert hetgrad.grad_bp(f, 1.0) == 3.0
     # an integer dtype makes a constant, as NumPy casts the fill
     assert hetgrad.grad_bp(lambda c: hnp.sum(hnp.full((2,), c, dtype=int)) + c, 1.5) == 1.0
+
+
+def test_diff_of_order_zero_is_the_input_and_a_negative_order_is_refused() -> None:
+    a = np.arange(4.0)
+    value, g = hetgrad.backprop(lambda x: np.sum(np.diff(x, n=0, append=5.0)), a)
+    assert value == np.sum(np.diff(a, n=0, append=5.0)) == 6.0
+    assert g.tolist() == [1.0] * 4
+    with pytest.raises(ValueError, match="non-negative"):
+        hetgrad.grad_bp(lambda x: np.sum(np.diff(x, n=-1)), a)
+
+
+@pytest.mark.parametrize("f", [np.var, np.std, np.prod])
+def test_reductions_take_where_true(f: Any) -> None:
+    x = np.arange(1.0, 7.0).reshape(2, 3)
+    want = hetgrad.grad_bp(f, x)
+    for where in (True, np.True_):
+        np.testing.assert_allclose(hetgrad.grad_bp(lambda v, w=where: f(v, where=w), x), want)
+
+
+@pytest.mark.parametrize("f", [np.sum, np.max, np.min, np.prod, np.cumsum, np.cumprod])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_reductions_of_a_0d_array_along_axis_0(f: Any, axis: int) -> None:
+    value, g = hetgrad.backprop(lambda x: np.sum(f(x, axis=axis)), np.array(2.0))
+    assert value == np.sum(f(np.array(2.0), axis=axis)) and g == 1.0 and g.shape == ()
+
+
+def test_einsum_with_an_axis_of_size_zero() -> None:
+    _, pullback = hetgrad.backprop_with(lambda a: np.einsum("ab->b", a), np.ones((1, 0)))
+    assert pullback(np.ones(0)).shape == (1, 0)
+    ga, gb = hetgrad.grad_bp(lambda a, b: np.sum(np.einsum("ij,jk->ik", a, b)),
+                             np.ones((2, 0)), np.ones((0, 3)))  # fmt: skip
+    assert ga.shape == (2, 0) and gb.shape == (0, 3)
+
+
+def test_divmod_in_and_transpose_by_an_array_on_bvars() -> None:
+    # d/dv [2 (v mod 3) + (7 mod v)] = 2 - floor(7 / v)
+    assert hetgrad.grad_bp(lambda v: divmod(v, 3.0)[1] * 2.0 + divmod(7.0, v)[1], 5.0) == 1.0
+    x = np.arange(6.0).reshape(2, 3)
+    assert hetgrad.grad_bp(lambda v: float(2.0 in v) * np.sum(v), x).tolist() == [[1.0] * 3] * 2
+    g = hetgrad.grad_bp(lambda v: np.sum(v.transpose(np.array([1, 0])) * x.T), x)
+    np.testing.assert_array_equal(g, x)
+
+
+def test_numpy_full_like_of_a_bvar_fill_names_the_lifted_one() -> None:
+    with pytest.raises(NotImplementedError, match="hetgrad.numpy.full_like"):
+        hetgrad.grad_bp(lambda c: np.sum(np.full_like(np.zeros(2), c)), 1.0)

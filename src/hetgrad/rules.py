@@ -338,6 +338,8 @@ outer = prim(_outer_fn,
 
 
 def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    if not shape:  # (a 0-d array's axis 0 or -1, which NumPy's reductions take)
+        return shape
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     axes = tuple(ax % len(shape) for ax in axes)
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
@@ -401,7 +403,8 @@ def _no_out(fn: Callable[..., Any], *unsupported: str) -> Callable[..., Any]:
         if kwargs.get("out") is not None:
             raise NotImplementedError(f"numpy.{fn.__name__} with out= cannot be recorded")
         for name in unsupported:
-            if kwargs.get(name, True) is not True:
+            value = kwargs.get(name, True)
+            if value is not True and not (type(value) is np.bool_ and value):
                 raise NotImplementedError(
                     f"numpy.{fn.__name__} with {name}= is not differentiable in hetgrad"
                 )
@@ -834,6 +837,13 @@ def dispatch_ufunc(ufunc: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) 
     )
 
 
+# What to use instead, where NumPy reaches an unlifted function from a lifted one:
+# np.full_like(array, bvar) dispatches on its first argument only, then copies the BVar in.
+_DISPATCH_HINTS = {
+    np.copyto: "for np.full_like(array, bvar) use hetgrad.numpy.full_like or full; ",
+}
+
+
 def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A NumPy function (``__array_function__`` protocol) called with a BVar argument."""
     impl = FUNCTIONS.get(func)
@@ -842,9 +852,10 @@ def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         full = f"{name}.{func.__name__}".replace("numpy._core", "numpy").replace(
             "numpy.core", "numpy"
         )
+        hint = _DISPATCH_HINTS.get(func, "")
         raise NotImplementedError(
             f"{full} is not differentiable in hetgrad yet (calling it on a BVar would drop "
-            "the tape); lift it with hetgrad.primitive and defvjp, or apply it to "
+            f"the tape); {hint}lift it with hetgrad.primitive and defvjp, or apply it to "
             "bvar.value if no gradient should flow"
         )
     return impl(*args, **kwargs)

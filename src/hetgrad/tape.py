@@ -1134,6 +1134,15 @@ class BVar:
     def __rfloordiv__(self, other: Any) -> Any:
         return primal(other) // primal(self)
 
+    def __divmod__(self, other: Any) -> Any:
+        return self // other, self % other
+
+    def __rdivmod__(self, other: Any) -> Any:
+        return other // self, other % self
+
+    def __contains__(self, x: Any) -> bool:  # (as NumPy's: any element equal)
+        return primal(x) in self._value
+
     def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:
         """The value cast to ``dtype``: a float dtype keeps the gradient (cast back), any
         other kind is a constant, like ``floor``."""
@@ -1175,7 +1184,7 @@ class BVar:
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and not isinstance(axes[0], int):
             axes = axes[0]  # a.transpose((1, 0)) or a.transpose(None)
-        return np.transpose(self, axes or None)
+        return np.transpose(self, None if axes is None or len(axes) == 0 else axes)
 
     def dot(self, other: Any) -> Any:
         return np.dot(self, other)

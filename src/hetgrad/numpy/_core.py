@@ -117,11 +117,11 @@ def ndim_of(x: Any) -> int:
 
 def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
-    if axis is None:
+    if axis is None or not ndim:  # (NumPy's reductions take axis 0 or -1 of a 0-d array)
         return tuple(range(ndim))
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
-    return tuple(sorted(int(ax) % ndim if ndim else int(ax) for ax in axis))
+    return tuple(sorted(int(ax) % ndim for ax in axis))
 
 
 def kept(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:

@@ -166,7 +166,7 @@ def _einsum_plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> list[_
     sizes: dict[str, int] = {}
     for sub, s in zip(subs, shapes):
         for c, n in zip(sub, s):
-            sizes[c] = max(sizes.get(c, 1), n)
+            sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]  # (broadcast 1s; 0 stays 0)
     spare = [c for c in string.ascii_letters if c not in sizes]
     plans = []
     for k, sub_k in enumerate(subs):

@@ -52,7 +52,8 @@ def _prod_of_others(a: Any, axis: Any) -> Any:
 
 
 def _prod_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-               keepdims: bool = False, initial: Any = None) -> Any:  # fmt: skip
+               keepdims: bool = False, initial: Any = None, where: Any = True,
+               ) -> Any:  # fmt: skip  (where: True, the only value the forward takes)
     if type(a) is float:
         return g if initial is None else g * initial
     gk, yk = _kept_args(g, y, a, axis, keepdims)
@@ -96,7 +97,7 @@ def _centred(a: Any, axis: Any) -> Any:
 
 def _var_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
               ddof: float = 0, keepdims: bool = False, *, correction: float | None = None,
-              ) -> Any:  # fmt: skip
+              where: Any = True, mean: Any = None) -> Any:  # fmt: skip  (both only as given)
     gk = kept(g, shape_of(a), axis, keepdims)
     ddof = ddof if correction is None else correction
     # (A NumPy division: with ddof = n the variance is inf or NaN, and so is its gradient.)
@@ -105,7 +106,7 @@ def _var_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: 
 
 def _std_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
               ddof: float = 0, keepdims: bool = False, *, correction: float | None = None,
-              ) -> Any:  # fmt: skip
+              where: Any = True, mean: Any = None) -> Any:  # fmt: skip  (both only as given)
     gk, yk = _kept_args(g, y, a, axis, keepdims)
     ddof = ddof if correction is None else correction
     # At std == 0 every centred value is 0 as well: the subgradient 0, never NaN.
@@ -121,7 +122,7 @@ std = prim(_no_out(np.std, "where", "mean"), _std_grad, name="std", nondiff=(1,)
 
 
 def _cumsum_grad(g: Any, y: Any, a: Any, axis: Any = None, *_: Any, **__: Any) -> Any:
-    if axis is None:
+    if axis is None or not shape_of(a):  # (a 0-d input's axis 0 scans it as one element)
         return reshape(flip(np.cumsum(flip(g, 0)), 0), shape_of(a))
     return flip(np.cumsum(flip(g, axis), axis=axis), axis)
 
@@ -137,7 +138,7 @@ def _cumprod_grad_last(g: Any, y: Any, a: Any) -> Any:
 
 
 def _cumprod_grad(g: Any, y: Any, a: Any, axis: Any = None, *_: Any, **__: Any) -> Any:
-    if axis is None:
+    if axis is None or not shape_of(a):
         return reshape(_cumprod_grad_last(g, y, ravel(a)), shape_of(a))
     g, y, a_last = (moveaxis(x, axis, -1) for x in (g, y, a))
     return moveaxis(_cumprod_grad_last(g, y, a_last), -1, axis)

@@ -95,6 +95,10 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
     nd = ndim_of(a)
     if nd == 0:
         raise ValueError("numpy.diff needs an input of at least one dimension")
+    if n < 0:
+        raise ValueError(f"order must be non-negative but got {n!r}")
+    if n == 0:
+        return a  # (as NumPy: prepend and append are ignored)
     axis = axis % nd
     parts = [a]
     for value, at in ((prepend, 0), (append, 1)):
