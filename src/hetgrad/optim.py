@@ -227,7 +227,7 @@ def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformati
         _check_shapes(gs, vs, gtd, "momentum.update")
         k = int(state.step)
         a, b = lr_k(k), mu_k(k)
-        new_v = [_like(v, a * g + b * v) for g, v in zip(gs, vs)]  # (the state's dtype)
+        new_v = [_as_state(v, a * g + b * v) for g, v in zip(gs, vs)]
         updates = unflatten(gtd, [-v for v in new_v])
         return updates, MomentumState(state.step + 1.0, unflatten(vtd, new_v))
 
@@ -298,8 +298,9 @@ def adam(
         # (each moment keeps its own dtype: a float64 gradient for a float32 parameter
         # would otherwise turn the state float64, and it would no longer load into
         # opt.init(params); float16 parameters have float32 moments, see _moment_zero)
-        ms = [_like(m, b1 * m + c1 * _wide(g)) for m, g in zip(moments[:n], gs)]
-        vs = [_like(v, b2 * v + c2 * (_wide(g) * _wide(g))) for v, g in zip(moments[n:], gs)]
+        ws = [_wide(g) for g in gs]
+        ms = [_as_state(m, b1 * m + c1 * w) for m, w in zip(moments[:n], ws)]
+        vs = [_as_state(v, b2 * v + c2 * (w * w)) for v, w in zip(moments[n:], ws)]
         us = [_adam_step(m, v, scale, vscale, eps, g) for m, v, g in zip(ms, vs, gs)]
         mu, nu = unflatten(std, ms + vs)
         return unflatten(gtd, us), AdamState(state.step + 1.0, mu, nu)
@@ -315,7 +316,8 @@ def _adam_step(m: Any, v: Any, scale: float, vscale: float, eps: float, g: Any) 
 
 
 def _is_half(x: Any) -> bool:
-    return getattr(x, "dtype", None) == np.float16
+    t = type(x)
+    return (t is np.ndarray and x.dtype.type is np.float16) or t is np.float16
 
 
 def _wide(g: Any) -> Any:
@@ -329,6 +331,15 @@ def _moment_zero(p: Any) -> Any:
     moments are kept wider than the parameter, as the update is computed)."""
     z = zero(p)
     return np.zeros(np.shape(p), np.float32) if _is_half(p) else z
+
+
+def _as_state(s: Any, x: Any) -> Any:
+    """``x``, the new value of the state leaf ``s``, in ``s``'s type and dtype (a float64
+    gradient for a float32 parameter would otherwise make its state float64)."""
+    t = type(s)
+    if type(x) is t and (t is not np.ndarray or x.dtype is s.dtype):
+        return x  # (the usual case, without _like's conversions)
+    return _like(s, x)
 
 
 def _like(p: Any, x: Any) -> Any:
