@@ -231,3 +231,12 @@ def test_errors_of_hessian_and_jacobian_name_them(runner: str) -> None:
 def test_an_integer_tangent_is_told_to_be_a_float() -> None:
     with pytest.raises(ValueError, match="a float \\(1.0, not 1\\)"):
         hetgrad.jvp(lambda x: x * x, (2.0,), (1,))
+
+
+def test_power_with_a_zero_exponent_has_a_zero_gradient_at_subnormal_and_nan_bases() -> None:
+    a = np.array([1e-40, 0.0, 2.0], np.float32)
+    g = grad(lambda a: np.sum(a ** np.zeros(3, np.float32)))(a)
+    assert g.tolist() == [0.0, 0.0, 0.0]
+    for power in (np.power, np.float_power):
+        g = grad(lambda a, p=power: np.sum(p(a, np.zeros(2))))(np.array([1e-320, np.nan]))
+        assert g.tolist() == [0.0, 0.0]

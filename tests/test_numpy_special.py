@@ -595,3 +595,9 @@ def test_divmod_in_and_transpose_by_an_array_on_bvars() -> None:
 def test_numpy_full_like_of_a_bvar_fill_names_the_lifted_one() -> None:
     with pytest.raises(NotImplementedError, match="hetgrad.numpy.full_like"):
         hetgrad.grad_bp(lambda c: np.sum(np.full_like(np.zeros(2), c)), 1.0)
+
+
+def test_full_like_of_a_list_template_with_a_bvar_fill() -> None:
+    # an int template makes an int array, a constant, as NumPy's full_like does
+    assert hetgrad.grad_bp(lambda x: np.sum(hnp.full_like([1, 2], x)) + x, 2.0) == 1.0
+    assert hetgrad.grad_bp(lambda x: np.sum(hnp.full_like([1.0, 2.0], x)), 2.0) == 2.0

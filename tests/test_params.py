@@ -145,3 +145,14 @@ def test_a_float_leaf_stays_a_float_with_any_numpy_scalar() -> None:
     net = Net(np.ones(2, np.float32), 1.0)
     for lr in (np.float32(0.1), np.float16(0.5), np.float64(0.25)):
         assert type((net - lr * net).b) is float
+
+
+def test_params_divided_by_a_numpy_zero_follow_numpy() -> None:
+    @dataclasses.dataclass
+    class P(hetgrad.Params):
+        w: np.ndarray
+        b: float
+
+    with np.errstate(divide="ignore"):
+        out = P(np.ones(2), 1.0) / np.float64(0.0)
+    assert out.w.tolist() == [np.inf, np.inf] and out.b == np.inf and type(out.b) is float

@@ -379,3 +379,9 @@ def test_a_pullback_returning_an_array_it_keeps_gives_the_caller_a_copy() -> Non
         assert g1 is not slope and g1 is not g2
         g1 *= 0.0  # the caller's own array
         assert slope.tolist() == [1.0, 2.0, 3.0] and g2.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_rules_set_on_vjps_directly_are_used() -> None:
+    p = hetgrad.Primitive(lambda x: x * x)
+    p.vjps = (lambda g, y, x: 2.0 * g * x,)
+    assert hetgrad.grad_bp(p, 3.0) == 6.0

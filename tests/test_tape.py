@@ -466,3 +466,14 @@ def test_the_garbage_collector_leaves_a_tape_of_built_in_operations_alone(x: Any
 
     grad_bp(f, x)
     assert tracked == [0]
+
+
+def test_a_view_waiting_on_a_base_its_owner_unlocks_is_retried() -> None:
+    base = np.ones(4)
+    view = base[:2]
+    base.setflags(write=False)
+    grad_bp(lambda v: np.sum(v), view)
+    base.setflags(write=True)  # by its owner, not by a release
+    for _ in range(2):
+        grad_bp(lambda x: x * 2.0, 1.0)
+    assert view.flags.writeable

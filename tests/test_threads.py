@@ -245,3 +245,49 @@ def test_debug_nans_closed_from_another_thread_leaves_debug_mode() -> None:
     t.start()
     t.join(10)
     assert not debugging()
+
+
+def test_a_pullback_dropped_while_another_thread_holds_the_lock_table_waits_for_it() -> None:
+    """Another thread inside the lock bookkeeping is only a wait: the pullback's arrays are
+    writeable as soon as it is dropped (not left to some later runner)."""
+    from hetgrad import tape as tape_module
+
+    w = np.ones(3)
+    _, pullback = hetgrad.backprop_with(lambda x: np.sum(x * x), w)
+    inside = threading.Event()
+
+    def hold_briefly() -> None:
+        with tape_module._locks_guard:
+            inside.set()
+            threading.Event().wait(0.2)
+
+    t = threading.Thread(target=hold_briefly)
+    t.start()
+    inside.wait(10)
+    del pullback  # blocks until the other thread lets go, then releases
+    assert w.flags.writeable
+    t.join(10)
+
+
+def test_debug_nans_of_a_finished_thread_does_not_reach_a_new_one() -> None:
+    from hetgrad.debug import debugging
+
+    gens: list[Any] = []
+
+    def enter() -> None:
+        def block() -> Any:
+            with hetgrad.debug_nans():
+                yield
+
+        gens.append(block())
+        next(gens[0])  # entered in this thread, never left
+
+    first = threading.Thread(target=enter)
+    first.start()
+    first.join(10)
+    seen: list[bool] = []
+    second = threading.Thread(target=lambda: seen.append(debugging()))
+    second.start()  # (CPython often gives it the finished thread's ident)
+    second.join(10)
+    assert seen == [False]
+    gens[0].close()

@@ -21,9 +21,10 @@ import numpy as np
 
 __all__ = ["debug_nans"]
 
-# Open blocks per thread (by ident): a block closed from another thread (a generator
-# finished elsewhere) still closes its own thread's count.
-_depths: dict[int, int] = {}
+# Each thread's count of open blocks, in a one-item list the thread-local state holds: a
+# block closed from another thread (a generator finished elsewhere) still closes its own
+# thread's count, and a new thread starts with none.
+_state = threading.local()
 _count_lock = threading.Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
@@ -36,7 +37,10 @@ _open_blocks = 0
 
 def debugging() -> bool:
     """True inside ``debug_nans()`` in this thread (checked once per runner call)."""
-    return _open_blocks > 0 and _depths.get(threading.get_ident(), 0) > 0
+    if _open_blocks == 0:
+        return False
+    depth = getattr(_state, "depth", None)
+    return depth is not None and depth[0] > 0
 
 
 @contextlib.contextmanager
@@ -55,19 +59,18 @@ def debug_nans() -> Iterator[None]:
     FloatingPointError: debug_nans: log produced a value that is not finite ...
     """
     global _open_blocks
-    owner = threading.get_ident()
+    depth = getattr(_state, "depth", None)
+    if depth is None:
+        depth = _state.depth = [0]
     with _count_lock:
         _open_blocks += 1
-        _depths[owner] = _depths.get(owner, 0) + 1
+        depth[0] += 1
     try:
         yield
     finally:
         with _count_lock:
             _open_blocks -= 1
-            if _depths[owner] == 1:
-                del _depths[owner]
-            else:
-                _depths[owner] -= 1
+            depth[0] -= 1
 
 
 def _call_site() -> str:

@@ -80,10 +80,11 @@ class Params:
                     f"{type(self).__name__}, or hetgrad.tree_map"
                 )
             return NotImplemented
-        # A Python float leaf meets a NumPy scalar as a Python float: np.float32(2) would
-        # round the leaf to float32 and _keep_float hide it behind the float type.
+        # A Python float leaf meets a NumPy scalar as a float64 one: np.float32(2) would
+        # round the leaf to float32 and _keep_float hide it behind the float type (and a
+        # NumPy float64, unlike a Python float, divides by 0 as NumPy does).
         v = primal(other)
-        exact = float(v) if not isinstance(other, BVar) and isinstance(
+        exact = np.float64(v) if not isinstance(other, BVar) and isinstance(
             v, (np.floating, np.ndarray)) else other  # fmt: skip
 
         def leaf(a: Any) -> Any:

@@ -75,7 +75,7 @@ def primitive(fn: Callable[..., Any]) -> Primitive:
     if not callable(fn):
         raise TypeError(f"hetgrad.primitive decorates a function; got {type(fn).__name__}")
     p = Primitive(fn)
-    p.vjps = p.node_rules = tuple(missing_rule(p.name, k) for k in range(_positional_count(fn)))
+    p.vjps = tuple(missing_rule(p.name, k) for k in range(_positional_count(fn)))
     return p
 
 

@@ -205,11 +205,13 @@ def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
 
 
 def _one_where_both_zero(a: Any, b: Any) -> Any:
-    """``a``, with 1 where ``a == 0`` and ``b == 0``."""
+    """``a``, with 1 where ``b == 0`` and ``1 / a`` is not finite (``a`` zero, subnormal or
+    NaN: there ``b a^(b - 1)`` would be ``0 * inf``)."""
     pa, pb = primal(a), primal(b)
     if type(pa) is float and type(pb) in (int, float):
-        return 1.0 if pa == 0.0 and pb == 0 else a
-    both = np.logical_and(pa == 0, pb == 0)
+        return 1.0 if pb == 0 and (pa == 0.0 or not math.isfinite(1.0 / pa)) else a
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        both = np.logical_and(pb == 0, ~np.isfinite(np.reciprocal(pa)))
     return np.where(both, 1.0, a) if np.any(both) else a
 
 

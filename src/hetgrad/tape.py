@@ -66,7 +66,7 @@ def active_tapes() -> list[Tape]:
 # The user's arrays that tapes hold read-only, with how many tapes hold each: a tape's
 # release gives an array its writability back only when no other tape (an outer runner, a
 # live ``backprop_with`` pullback, another thread's runner) still reads it.
-_locks_guard = threading.Lock()
+_locks_guard = threading.RLock()  # (an RLock only to ask whether this thread holds it)
 # id(array) -> the number of tapes holding it (each keeps the array alive in its ``locked``)
 _lock_counts: dict[int, int] = {}
 # Views released while another tape held their base (NumPy refuses a writeable view of a
@@ -165,7 +165,7 @@ class Tape:
         self.closed_nodes = None
         held, self.locked = self.locked, []
         self.seen = {}
-        if held:
+        if held or _unlock_later:  # (with nothing held, a sweep of waiting views may be due)
             self._unlock(held)
         while _released_later:  # (tapes whose release had to wait: see release_when_free)
             try:
@@ -192,6 +192,9 @@ class Tape:
                 else:
                     _lock_counts[key] = count - 1
             waiting = _views_waiting_on(freed) if _waiting_on else []
+            if _unlock_later and _sweep_due():  # (bases the user made writeable)
+                waiting = list(_unlock_later.values())
+                _waiting_on.clear()
             if refused or waiting:
                 _make_writeable(refused[::-1] + waiting)
 
@@ -273,12 +276,12 @@ _released_later: list[Tape] = []
 def release_when_free(tape: Tape) -> None:
     """``tape.release()`` for a finalizer.  The garbage collector runs finalizers at any
     allocation, also while this thread holds ``_locks_guard`` (in ``watch`` or ``release``),
-    where taking it again would deadlock: then the tape waits for the next release."""
-    if _locks_guard.acquire(blocking=False):
-        _locks_guard.release()
-        tape.release()
-    else:
+    where releasing would change the lock table under the code holding it: then the tape
+    waits for the end of that code's release, or the next one."""
+    if _locks_guard._is_owned():  # type: ignore[attr-defined]
         _released_later.append(tape)
+    else:  # (another thread holding it is only a wait)
+        tape.release()
 
 
 def _waiting(a: np.ndarray) -> bool:
@@ -332,6 +335,21 @@ def _make_writeable(arrays: list[np.ndarray]) -> None:
 _waiting_on: dict[int, set[int]] = {}
 
 
+_releases_since_sweep = 0
+
+
+def _sweep_due() -> bool:
+    """True once releases have been as many as the views waiting: then every waiting view
+    is retried (its base may have been made writeable by its owner, not by a release),
+    which costs each release O(1) on average."""
+    global _releases_since_sweep
+    _releases_since_sweep += 1
+    if _releases_since_sweep < len(_unlock_later):
+        return False
+    _releases_since_sweep = 0
+    return True
+
+
 def _views_waiting_on(freed: list[int]) -> list[np.ndarray]:
     """Take out of ``_unlock_later`` the views waiting on the arrays (ids) ``freed``."""
     out = []
@@ -376,13 +394,13 @@ class Primitive:
         self.name: str = name or str(getattr(fn, "__name__", repr(fn)))
         self.nondiff = frozenset(nondiff)
         self.checked = checked
-        self.vjps: tuple[Callable[..., Any], ...] = ()
-        # Rules for Python-float operands (no broadcasting to undo); set for the operators.
-        self.float_vjps: tuple[Callable[..., Any], ...] = ()
-        # What a node stores for those rules: the tuple, or for a built-in primitive its
-        # number in RULE_TABLE (see there).
+        # What a node stores for the rules: the tuple, or for a built-in primitive its
+        # number in RULE_TABLE (see there); setting ``vjps`` sets it to the tuple.
         self.node_rules: tuple[Callable[..., Any], ...] | int = ()
         self.node_float_rules: tuple[Callable[..., Any], ...] | int = ()
+        self.vjps = ()
+        # Rules for Python-float operands (no broadcasting to undo); set for the operators.
+        self.float_vjps = ()
         # Which of the first positional inputs the rules read (None: all; positions past
         # the end are read; at least two entries, for the binary fast path).  An array
         # input they do not read is stored on the tape as its ShapeOf, so it can be freed
@@ -402,6 +420,24 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<hetgrad primitive {self.name}>"
+
+    @property
+    def vjps(self) -> tuple[Callable[..., Any], ...]:
+        """The gradient rules, one per positional argument (set them with ``defvjp``)."""
+        return self._vjps
+
+    @vjps.setter
+    def vjps(self, rules: tuple[Callable[..., Any], ...]) -> None:
+        self._vjps = self.node_rules = tuple(rules)
+
+    @property
+    def float_vjps(self) -> tuple[Callable[..., Any], ...]:
+        """The rules for Python-float operands."""
+        return self._float_vjps
+
+    @float_vjps.setter
+    def float_vjps(self, rules: tuple[Callable[..., Any], ...]) -> None:
+        self._float_vjps = self.node_float_rules = tuple(rules)
 
     def defvjp(self, *rules: Callable[..., Any] | None) -> Primitive:
         """Attach gradient rules, one per positional argument (None: not differentiable).
@@ -433,7 +469,7 @@ class Primitive:
                 made.append(checked_rule(self.name, k, rule))
             else:
                 made.append(rule)
-        self.vjps = self.float_vjps = self.node_rules = self.node_float_rules = tuple(made)
+        self.vjps = self.float_vjps = tuple(made)
         return self
 
 

@@ -327,7 +327,7 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
     """
     if isinstance(fill_value, BVar):
         return _konst(fill_value, np.shape(primal(a)) if shape is None else shape,
-                      np.result_type(primal(a)) if dtype is None else dtype)
+                      np.asarray(primal(a)).dtype if dtype is None else dtype)
     return NP.full_like(primal(a), fill_value, dtype, order, subok, shape, **kw)
 
 
