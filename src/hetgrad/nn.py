@@ -113,6 +113,9 @@ def _softmax_grad(g: Any, y: Any, x: Any, axis: int = -1) -> Any:
     return y * (g - np.sum(g * y, axis=axis, keepdims=True))
 
 
+_BIG = 16384  # elements: where a rule's temporaries cost more than its Python
+
+
 def _sigmoid_grad(g: Any, y: Any, x: Any) -> Any:
     if type(y) is np.ndarray and y.size > _BIG and type(g) is np.ndarray and (
             g.shape == y.shape and g.dtype == y.dtype):  # fmt: skip
@@ -123,9 +126,6 @@ def _sigmoid_grad(g: Any, y: Any, x: Any) -> Any:
         out *= g
         return out
     return g * y * (1.0 - y)
-
-
-_BIG = 16384  # elements: where a rule's temporaries cost more than its Python
 
 
 sigmoid_p = prim(_sigmoid, _sigmoid_grad, name="sigmoid")

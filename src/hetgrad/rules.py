@@ -195,16 +195,16 @@ def _tie_split(a: Any, b: Any, first: bool) -> Any:
 
 
 def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
-    """``b a^(b - 1)``, with ``a`` taken as 1 where ``a == b == 0`` (there the formula is
-    ``0 * 0 ** -1 = 0 * inf``; ``a ** 0`` is 1 everywhere, so the gradient is 0).  Only the
-    base is replaced: the factor ``b`` stays, so the derivative in ``b`` (a second-order
-    term, ``a^(b - 1)`` at ``b == 0``) is not lost."""
+    """``b a^(b - 1)``, with ``a`` taken as 1 where ``b == 0`` and ``1 / a`` is not finite
+    (at ``a = 0`` the formula is ``0 * 0 ** -1 = 0 * inf``; ``a ** 0`` is 1 everywhere, so
+    the gradient is 0).  Only the base is replaced: the factor ``b`` stays, so the
+    derivative in ``b`` (a second-order term, ``a^(b - 1)`` at ``b == 0``) is not lost."""
     if type(b) in (int, float) and b == 0:
         return unbroadcast(g * 0.0, a)
-    return unbroadcast(g * b * _pow(_one_where_both_zero(a, b), b - 1), a)
+    return unbroadcast(g * b * _pow(_base_for_zero_exponent(a, b), b - 1), a)
 
 
-def _one_where_both_zero(a: Any, b: Any) -> Any:
+def _base_for_zero_exponent(a: Any, b: Any) -> Any:
     """``a``, with 1 where ``b == 0`` and ``1 / a`` is not finite (``a`` zero, subnormal or
     NaN: there ``b a^(b - 1)`` would be ``0 * inf``)."""
     pa, pb = primal(a), primal(b)
@@ -657,7 +657,7 @@ def all_finite(a: np.ndarray) -> bool:
 
 def _fp_base(g: Any, y: Any, a: Any, b: Any) -> Any:
     # as _pow_base
-    return unbroadcast(g * b * np.float_power(_one_where_both_zero(a, b), b - 1.0), a)
+    return unbroadcast(g * b * np.float_power(_base_for_zero_exponent(a, b), b - 1.0), a)
 
 
 def _in_dtype_of(y: Any, v: Any) -> Any:

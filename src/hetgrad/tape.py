@@ -694,7 +694,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
                 bv = ShapeOf(bv)
         kept = y if prim.reads_output or type(nodes) is not list else None
         node = (prim.node_rules, parents, (av, bv), kept, None, prim.name)
-    i = len(nodes)
+    i = len(nodes)  # (``append_node`` inlined, as is ``_new_bvar`` below)
     nodes.append(node)
     if nodes[i] is not node:
         i = index_of(nodes, node, i)
@@ -754,7 +754,7 @@ def unary(prim: Primitive, a: BVar) -> Any:
         y = prim.fn(av)
     kept = y if prim.reads_output or type(nodes) is not list else None
     node = (prim.node_rules, (a._index,), (av,), kept, None, prim.name)
-    i = len(nodes)
+    i = len(nodes)  # (``append_node`` inlined)
     nodes.append(node)
     if nodes[i] is not node:
         i = index_of(nodes, node, i)
