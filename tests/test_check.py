@@ -133,3 +133,16 @@ def test_nothing_checkable_is_an_error_not_a_pass() -> None:
         hetgrad.check_grads(wrong, Vec([1.0, 2.0]))
     hetgrad.check_grads(lambda v, x: x * x, Vec([1.0]), 2.0)  # x is checked: no error
     hetgrad.check_grads(np.sum, np.ones(0))  # nothing to check, nothing skipped: passes
+
+
+def test_integers_inside_a_structure_check_nothing_and_say_so() -> None:
+    wrong = hetgrad.op1(lambda x: (x * 2.0, lambda g: 100.0 * g))
+    for point, path in (({"x": np.array([1, 2])}, r"args\[0\]\['x'\]"),
+                        ([np.array([1, 2])], r"args\[0\]\[0\]"), ({"x": 2}, r"args\[0\]\['x'\]"),
+                        (np.array([True, False]), r"args\[0\]")):  # fmt: skip
+        with pytest.raises(TypeError, match=f"checked nothing: {path} is an integer"):
+            hetgrad.check_grads(lambda d: np.sum(wrong(_first(d))), point)
+
+
+def _first(d: Any) -> Any:
+    return d["x"] if isinstance(d, dict) else d[0] if isinstance(d, list) else d

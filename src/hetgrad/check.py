@@ -14,7 +14,7 @@ import numpy as np
 
 from . import tree
 from .runners import grad
-from .tree import flatten, unflatten
+from .tree import TreeDef, flatten, unflatten
 
 __all__ = ["check_grads"]
 
@@ -145,20 +145,37 @@ def _nothing_checked(opaque: list[str]) -> None:
 
 
 def _integers_only(point: tuple[Any, ...]) -> None:
-    """Raise if the point has integer arguments and no float leaf: integers are constants,
-    so a pass would check nothing (``np.array([1, 2, 3])`` where ``[1.0, 2.0, 3.0]`` was
-    meant)."""
-    ints = [
-        f"args[{i}]" for i, a in enumerate(point)
-        if (isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)))
-        or (isinstance(a, np.ndarray) and a.dtype.kind in "iu")
-    ]  # fmt: skip
+    """Raise if the point, which has no float leaf, has integers or booleans at any depth:
+    they are constants, so a pass would check nothing (``np.array([1, 2, 3])`` or
+    ``{"x": 2}`` where floats were meant).  Strings and None alone mistake nothing."""
+    ints = [path for path, v in _static_leaves(point)
+            if (isinstance(v, (int, np.integer, np.bool_)) and not isinstance(v, bool))
+            or (isinstance(v, np.ndarray) and v.dtype.kind in "biu")]  # fmt: skip
     if ints:
         raise TypeError(
             f"check_grads checked nothing: {', '.join(ints)} "
-            f"{'is an integer' if len(ints) == 1 else 'are integers'}, which are constants "
-            "(never differentiated); pass floats, for example x.astype(float)"
+            f"{'is an integer' if len(ints) == 1 else 'are integers'} (or booleans): "
+            "constants, never differentiated; pass floats, for example x.astype(float)"
         )
+
+
+def _static_leaves(point: tuple[Any, ...]) -> list[tuple[str, Any]]:
+    """(path, value) of every static leaf of the point's arguments."""
+    out: list[tuple[str, Any]] = []
+    for i, a in enumerate(point):
+        _, td = flatten(a)
+        _walk_static(td, f"args[{i}]", out)
+    return out
+
+
+def _walk_static(td: TreeDef, path: str, out: list[tuple[str, Any]]) -> None:
+    keys = td.container.keys(td.aux) if td.container is not None else [None]
+    for key, c in zip(keys, td.children):
+        here = path if key is None else path + tree.format_path([key])
+        if type(c) is tree.Static:
+            out.append((here, c.value))
+        elif type(c) is TreeDef:
+            _walk_static(c, here, out)
 
 
 def _opaque_paths(point: tuple[Any, ...]) -> list[str]:
