@@ -132,7 +132,8 @@ def test_nothing_checkable_is_an_error_not_a_pass() -> None:
     with pytest.raises(TypeError, match=r"checked nothing: args\[0\] is a value of a registered"):
         hetgrad.check_grads(wrong, Vec([1.0, 2.0]))
     hetgrad.check_grads(lambda v, x: x * x, Vec([1.0]), 2.0)  # x is checked: no error
-    hetgrad.check_grads(np.sum, np.ones(0))  # nothing to check, nothing skipped: passes
+    with pytest.raises(TypeError, match="every float leaf of the point is empty"):
+        hetgrad.check_grads(np.sum, np.ones(0))  # nothing to check is not a pass either
 
 
 def test_integers_inside_a_structure_check_nothing_and_say_so() -> None:
@@ -146,3 +147,12 @@ def test_integers_inside_a_structure_check_nothing_and_say_so() -> None:
 
 def _first(d: Any) -> Any:
     return d["x"] if isinstance(d, dict) else d[0] if isinstance(d, list) else d
+
+
+def test_a_point_of_empty_arrays_checks_nothing_and_says_so() -> None:
+    wrong = hetgrad.op1(lambda x: (np.sum(x), lambda g: g * np.ones_like(x) * 100.0))
+    with pytest.raises(TypeError, match="every float leaf of the point is empty"):
+        hetgrad.check_grads(wrong, np.zeros(0))
+    with pytest.raises(TypeError, match="every float leaf of the point is empty"):
+        hetgrad.check_grads(lambda d: wrong(d["x"]), {"x": np.zeros((0, 3))})
+    hetgrad.check_grads(lambda a, b: np.sum(a) + np.sum(b), np.zeros(0), np.ones(2))  # one has

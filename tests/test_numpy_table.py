@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
@@ -562,7 +562,12 @@ def test_lifted_function(case: Case, data: st.DataObject) -> None:
     want = f(*args)
     got, pullback = hetgrad.vjp(f, *args)  # the BVar path
     _close(got, want, dtype)
-    hetgrad.check_grads(f, *args, rtol=1e-4, atol=1e-6)
+    if _has_elements(args):  # (at a point of empty arrays there is nothing to check)
+        hetgrad.check_grads(f, *args, rtol=1e-4, atol=1e-6)
+
+
+def _has_elements(args: Any) -> bool:
+    return any(np.size(v) > 0 for a in args for v in flatten(a)[0])
 
 
 SECOND_ORDER = [c for c in CASES if c.order2 and c.name not in FIRST_ORDER_ONLY]
@@ -573,5 +578,6 @@ SECOND_ORDER = [c for c in CASES if c.order2 and c.name not in FIRST_ORDER_ONLY]
 @given(data=st.data())
 def test_lifted_function_second_order(case: Case, data: st.DataObject) -> None:
     args, params = draw_inputs(case, data, np.float64)
+    assume(_has_elements(args))
     hetgrad.check_grads(lambda *xs: case.fn(*xs, **params), *args, order=2, rtol=1e-4,
                         atol=1e-5)  # fmt: skip

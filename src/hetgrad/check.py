@@ -34,8 +34,8 @@ def check_grads(
     NamedTuples, arrays, floats); static leaves (ints, strings, static fields) are
     skipped, and so are values of registered types, which it cannot perturb (if nothing
     else is left to check it raises ``TypeError``, and so it does for a point of integers,
-    which are constants: ``np.array([1, 2])`` where floats were meant).  Float leaves are
-    converted to float64.
+    which are constants: ``np.array([1, 2])`` where floats were meant, and for a point
+    whose float arrays are all empty).  Float leaves are converted to float64.
     For each differentiable leaf, the gradient's component along a random direction is
     compared with the central difference ``(s(x + eps v) - s(x - eps v)) / (2 eps)``,
     where ``s`` is ``f`` (or, if ``f`` returns an array or a structure, its inner product
@@ -135,7 +135,7 @@ def _projected(f: Callable[..., Any], point: tuple[Any, ...],
 
 def _nothing_checked(opaque: list[str]) -> None:
     """Raise if values of registered types were all check_grads had: a pass would be
-    false assurance (arguments with no float leaf at all, or only empty arrays, pass)."""
+    false assurance."""
     if opaque:
         raise TypeError(
             f"check_grads checked nothing: {', '.join(opaque)} "
@@ -247,6 +247,10 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
                 worst = (excess, paths[j], ad, fd)
     if not checked:
         _nothing_checked(opaque)
+        raise TypeError(
+            "check_grads checked nothing: every float leaf of the point is empty (size 0); "
+            "check at a point with at least one element"
+        )
     if worst is not None:
         _, path, ad, fd = worst
         raise AssertionError(
