@@ -208,3 +208,34 @@ def test_bad_arguments() -> None:
         hetgrad.check_backprop_laws()
     with pytest.raises(TypeError, match=r"example 1"):
         hetgrad.check_backprop_laws({"w": 1.0}, {"w": object()})
+
+
+def test_add_that_is_not_a_sum() -> None:
+    """An elementwise max obeys every monoid law on non-negative values, but the gradients
+    of a value used twice would be their max, not their sum."""
+    poly = make_poly(add=lambda p, q: type(p)(np.maximum(p.coef, q.coef)))
+    positive = [poly([1.0, 2.0]), poly([3.0, 0.5]), poly([0.25, 4.0])]
+    with pytest.raises(AssertionError) as info:
+        hetgrad.check_backprop_laws(*positive)
+    msg = str(info.value)
+    assert "add(x, x) != x" in msg and "x = example 0" in msg
+    assert "must be their sum" in msg
+    # Inside a structure the message names the leaf; a zero leaf is not a counterexample.
+    with pytest.raises(AssertionError, match=r"x = example 1\['p'\]"):
+        hetgrad.check_backprop_laws({"p": poly([0.0, 0.0]), "s": 1.0},
+                                    {"p": poly([1.0, 2.0]), "s": 2.0})  # fmt: skip
+    hetgrad.check_backprop_laws(poly([0.0, 0.0]))  # max(0, 0) is 0: nothing to see
+
+
+def test_a_lawful_type_with_a_loose_eq_is_a_sum() -> None:
+    class Rounded:
+        def __init__(self, v: float) -> None:
+            self.v = v
+
+    hetgrad.register_backprop(
+        Rounded, zero=lambda r: Rounded(0.0), add=lambda a, b: Rounded(a.v + b.v),
+        one=lambda r: Rounded(1.0),
+    )  # fmt: skip
+    loose = lambda a, b: abs(a.v - b.v) < 0.5  # noqa: E731
+    # 0.3 equals zero under this eq, so add(x, x) == x there is no failure; 0.6 is not.
+    hetgrad.check_backprop_laws(Rounded(0.3), Rounded(0.6), eq=loose)

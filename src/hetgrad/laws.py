@@ -60,6 +60,9 @@ def check_backprop_laws(
     * ``add(x, zero(y)) == x`` and ``add(zero(y), x) == x``;
     * ``add(x, y) == add(y, x)`` and ``add(add(x, y), z) == add(x, add(y, z))`` (up to
       floating-point rounding);
+    * ``add`` is a sum: ``add(x, x) != x`` for every value ``x`` of a registered type
+      (at any depth) that is not ``zero(x)`` (an ``add`` such as ``max`` obeys the laws
+      above but would not sum the gradients of a value used twice);
     * ``zero``, ``one`` and ``add`` leave their arguments unchanged (the tape keeps
       values, so a mutating ``add`` corrupts later gradients);
     * through the runners: the pullback of the identity returns its cotangent, a value
@@ -238,7 +241,33 @@ class _Checker:
                     left = add(add(x, y), z)
                     right = add(x, add(y, z))
                     self.expect("add(add(x, y), z) == add(x, add(y, z))", w, left, right)
+        self.check_sum()
         self.check_runners()
+
+    def check_sum(self) -> None:
+        """``add(x, x) != x`` for every registered leaf ``x`` that is not zero.
+
+        The laws above also hold for an ``add`` that keeps one of its arguments (an
+        elementwise ``max`` on non-negative values); this rules it out.  The protocol has no
+        scaling, so ``add(x, x) == 2 x`` cannot be checked for an opaque type, but in a
+        vector space ``x + x == x`` only for ``x == 0``.  Floats and arrays outside
+        registered types are added by hetgrad itself, with ``+``.
+        """
+        for i, x in enumerate(self.examples):
+            leaves, td = flatten(x)
+            for path, v in zip(tree.leaf_paths(td, f"example {i}"), leaves):
+                if instance_for(type(v)) is None or self.equal(v, zero(v)):
+                    continue
+                s = add(v, v)
+                if self.equal(s, v):
+                    raise AssertionError(
+                        f"check_backprop_laws: add(x, x) != x for x != zero(x) fails for "
+                        f"x = {path}: add(x, x) returned {_show(s)}, equal to x, which is "
+                        "not zero; the gradient of a value used twice is add of the "
+                        "gradients of its uses, and must be their sum (2x here), so an add "
+                        "that keeps one of them (max, min, either argument) gives wrong "
+                        "gradients"
+                    )
 
     def check_runners(self) -> None:
         xs = self.examples

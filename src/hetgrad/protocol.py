@@ -7,6 +7,7 @@ scalar output is seeded with ``one``.  They obey these laws for every value ``x`
 * ``add(x, zero(y)) == x`` and ``add(zero(y), x) == x``;
 * ``add(x, y) == add(y, x)`` and ``add(add(x, y), z) == add(x, add(y, z))``;
 * ``zero(zero(x)) == zero(x)``;
+* ``add`` is a sum: ``add(x, x) != x`` unless ``x == zero(x)`` (not ``max``);
 * for scalars, ``one(x) == grad_bp(lambda v: v, x)``.
 
 Lists add elementwise and keep the tail of the longer one; dicts add over the union of
