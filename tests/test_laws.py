@@ -239,3 +239,45 @@ def test_a_lawful_type_with_a_loose_eq_is_a_sum() -> None:
     loose = lambda a, b: abs(a.v - b.v) < 0.5  # noqa: E731
     # 0.3 equals zero under this eq, so add(x, x) == x there is no failure; 0.6 is not.
     hetgrad.check_backprop_laws(Rounded(0.3), Rounded(0.6), eq=loose)
+
+
+def test_a_registered_float_subclass() -> None:
+    """A registered float subclass is an opaque leaf, not a real scalar grad_bp seeds;
+    it is compared as a number (to the tolerance) and its add must still be a sum."""
+
+    class Dollars(float):
+        pass
+
+    hetgrad.register_backprop(
+        Dollars, zero=lambda d: Dollars(0.0), add=lambda a, b: Dollars(float(a) + float(b)),
+        one=lambda d: Dollars(1.0),
+    )  # fmt: skip
+    hetgrad.check_backprop_laws(Dollars(0.1), Dollars(0.2), Dollars(0.3))  # rounding
+    hetgrad.check_backprop_laws({"d": Dollars(2.0), "w": 1.0}, {"d": Dollars(-1.0), "w": 0.5})
+
+    class Capped(float):
+        pass
+
+    hetgrad.register_backprop(
+        Capped, zero=lambda d: Capped(0.0), add=lambda a, b: Capped(max(a, b)),
+        one=lambda d: Capped(1.0),
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match=r"add\(x, x\) != x"):
+        hetgrad.check_backprop_laws(Capped(1.0), Capped(2.0))
+
+
+def test_a_registered_array_subclass_is_checked_by_shape() -> None:
+    class Vec(np.ndarray):
+        pass
+
+    def plus(a: Any, b: Any) -> Any:
+        return (np.asarray(a) + np.asarray(b)).view(Vec)
+
+    vecs = [np.array([1.0, 2.0]).view(Vec), np.array([0.1, 0.2]).view(Vec)]
+    hetgrad.register_backprop(Vec, zero=lambda v: np.zeros(v.shape).view(Vec), add=plus,
+                              one=lambda v: np.ones(v.shape).view(Vec))  # fmt: skip
+    hetgrad.check_backprop_laws(*vecs)
+    hetgrad.register_backprop(Vec, zero=lambda v: np.zeros(1).view(Vec), add=plus,
+                              one=lambda v: np.ones(v.shape).view(Vec))  # fmt: skip
+    with pytest.raises(AssertionError, match="zero\\(x\\) has x's structure"):
+        hetgrad.check_backprop_laws(*vecs)

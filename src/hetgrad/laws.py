@@ -37,6 +37,9 @@ from .tree import Static, TreeDef, flatten
 
 __all__ = ["check_backprop_laws"]
 
+# Numbers and arrays, compared to a tolerance (registered subclasses of them too).
+_NUMBERS = (float, np.number, np.ndarray)
+
 _repr = reprlib.Repr()
 _repr.maxstring = 120
 _repr.maxother = 120
@@ -73,7 +76,8 @@ def check_backprop_laws(
         *examples: one or more values (three distinct ones exercise every law).
         eq: how to compare two values of your type; by default NumPy arrays and numbers
             compare with ``rtol``/``atol``, values with an ``__eq__`` of their own use it,
-            and other objects compare by their attributes.
+            and other objects compare by their attributes (and a registered subclass of
+            ``float`` or ``ndarray`` by its value too, with the tolerance).
         rtol: relative tolerance for numbers.
         atol: absolute tolerance for numbers.
 
@@ -137,8 +141,11 @@ class _Checker:
                         return True
                 except Exception:  # noqa: BLE001  (fall back to the attributes)
                     pass
-            # The attributes, up to rounding (an exact __eq__ fails on 0.1 + 0.2 + 0.3).
+            # The attributes, up to rounding (an exact __eq__ fails on 0.1 + 0.2 + 0.3),
+            # and the number itself for a subclass of float or ndarray.
             state = _state(x)
+            if isinstance(x, _NUMBERS):
+                return self._numbers_equal(x, y) and self._same_values(state, _state(y))
             return bool(state) and self._same_values(state, _state(y))
         return self._numbers_equal(x, y)
 
@@ -159,7 +166,7 @@ class _Checker:
             return x.keys() == y.keys() and all(self._same_values(x[k], y[k]) for k in x)
         if instance_for(type(x)) is not None:
             return self._leaf_equal(x, y)
-        numeric = (float, int, np.number, np.ndarray)
+        numeric = (*_NUMBERS, int)
         if isinstance(x, numeric) and isinstance(y, numeric) and not isinstance(x, bool):
             xa, ya = np.asarray(x), np.asarray(y)
             if xa.dtype.kind in "fc" or ya.dtype.kind in "fc":
@@ -299,6 +306,9 @@ def _show(x: Any) -> str:
 
 
 def _real_scalar(x: Any) -> bool:
+    """A value grad_bp seeds; not a registered subclass of float, which is opaque."""
+    if instance_for(type(x)) is not None:
+        return False
     return isinstance(x, (float, np.floating)) or (
         type(x) is np.ndarray and x.shape == () and x.dtype.kind == "f"
     )
@@ -317,13 +327,11 @@ def _statics(td: TreeDef) -> list[Any]:
 def _same_layout(a: Any, b: Any) -> bool:
     """``a`` is of ``b``'s registered type, with attributes of the same shapes (a zero of
     one coefficient for a polynomial of three would broadcast through add unnoticed)."""
-    if type(a) is not type(b):
+    if type(a) is not type(b) or (isinstance(b, _NUMBERS) and np.shape(a) != np.shape(b)):
         return False
     sa, sb = _state(a), _state(b)
     return sa.keys() == sb.keys() and all(
-        np.shape(sa[k]) == np.shape(sb[k])
-        for k in sa
-        if isinstance(sa[k], (float, np.ndarray, np.number))
+        np.shape(sa[k]) == np.shape(sb[k]) for k in sa if isinstance(sa[k], _NUMBERS)
     )
 
 
