@@ -240,3 +240,49 @@ def test_power_with_a_zero_exponent_has_a_zero_gradient_at_subnormal_and_nan_bas
     for power in (np.power, np.float_power):
         g = grad(lambda a, p=power: np.sum(p(a, np.zeros(2))))(np.array([1e-320, np.nan]))
         assert g.tolist() == [0.0, 0.0]
+
+
+class Coeffs:
+    """An opaque registered type, with lifted ops to and from its coefficient array whose
+    pullbacks are lifted ops too (so they can be differentiated)."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = np.asarray(c, dtype=float)
+
+
+hetgrad.register_backprop(
+    Coeffs, zero=lambda p: Coeffs(np.zeros_like(p.c)), add=lambda p, q: Coeffs(p.c + q.c),
+    one=lambda p: Coeffs(np.ones_like(p.c)),
+)  # fmt: skip
+to_coeffs = hetgrad.op1(lambda c: (Coeffs(c), lambda gp: from_coeffs(gp)))
+from_coeffs = hetgrad.op1(lambda p: (p.c, lambda g: to_coeffs(g)))
+
+
+def cubic(p: Any) -> Any:
+    return np.sum(from_coeffs(p) ** 3)
+
+
+@pytest.mark.parametrize("runner", [jvp, hvp])
+def test_jvp_and_hvp_refuse_an_argument_of_a_registered_type(runner: Any) -> None:
+    name = runner.__name__
+    with pytest.raises(TypeError) as info:
+        runner(cubic, (Coeffs([1.0, 2.0]),), (Coeffs([1.0, 0.5]),))
+    msg = str(info.value)
+    assert msg.startswith(f"{name}: primals[0] is a Coeffs, a type registered with")
+    assert "inner product" in msg and "pass floats or float arrays" in msg
+    with pytest.raises(TypeError, match=rf"{name}: primals\[1\]\['p'\] is a Coeffs"):
+        runner(lambda x, d: cubic(d["p"]) * x, (2.0, {"p": Coeffs([1.0])}),
+               (1.0, {"p": Coeffs([1.0])}))  # fmt: skip
+
+
+def test_jvp_through_a_registered_type_built_from_its_coordinates() -> None:
+    c, t = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.0, -1.0])
+
+    def f(c: Any) -> Any:
+        return from_coeffs(to_coeffs(c)) * np.sum(from_coeffs(to_coeffs(c)))
+
+    y, jt = jvp(f, (c,), (t,))
+    eps = 1e-6
+    fd = (f(c + eps * t) - f(c - eps * t)) / (2 * eps)
+    np.testing.assert_allclose(jt, fd, rtol=1e-6)
+    np.testing.assert_allclose(y, c * np.sum(c))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .protocol import one, zero
+from .protocol import instance_for, one, zero
 from .runners import (
     _argnums,
     _callable,
@@ -178,6 +178,7 @@ def _check_tangents(who: str, primals: Any, tangents: Any) -> tuple[Any, Any]:
                 f"array for each float leaf ({ttd!r} vs {ptd!r})"
             )
         paths = tree.leaf_paths(ptd, f"primals[{i}]")
+        _refuse_registered(who, paths, pl)
         for path, a, b in zip(paths, pl, tl):
             if np.shape(primal(a)) != np.shape(primal(b)):
                 raise ValueError(
@@ -185,6 +186,35 @@ def _check_tangents(who: str, primals: Any, tangents: Any) -> tuple[Any, Any]:
                     f"the primal {np.shape(primal(a))}"
                 )
     return primals, tangents
+
+
+_PAIRING = (
+    "{who} pairs the gradient of each input with its tangent (an inner product), which the "
+    "Backprop protocol (zero, add, one) does not define"
+)
+_SECOND_ORDER = (
+    "a second derivative runs the custom ops (op1, ...) that take it on a BVar of the outer "
+    "derivative instead of a {type}, and hetgrad cannot see inside an opaque type to record "
+    "what they do with it"
+)
+_WHY = {
+    "jvp": _PAIRING + "; pass floats or float arrays instead (its coordinates, for "
+    "example, turned into a {type} inside f by a lifted op or hetgrad.iso_var)",
+    "hvp": _PAIRING + ", and " + _SECOND_ORDER + "; pass floats or float arrays and compute "
+    "f with operations hetgrad can differentiate twice",
+}
+
+
+def _refuse_registered(who: str, paths: list[str], leaves: list[Any]) -> None:
+    """Raise a TypeError naming the first leaf of a registered (opaque) type."""
+    for path, v in zip(paths, leaves):
+        name = type(primal(v)).__name__
+        if instance_for(type(primal(v))) is not None:
+            why = _WHY[who].format(who=who, type=name)
+            raise TypeError(
+                f"{who}: {path} is a {name}, a type registered with register_backprop "
+                f"(opaque to hetgrad): {why}"
+            )
 
 
 def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -213,7 +243,9 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     """Hessian-vector product of scalar ``f`` at ``primals`` along ``tangents``.
 
     ``primals`` and ``tangents`` are tuples of ``f``'s arguments; the result is a tuple with
-    one entry per argument, each in that argument's structure.
+    one entry per argument, each in that argument's structure.  An argument holding a value
+    of a registered (opaque) type is a TypeError: the protocol has no inner product, and
+    custom ops on such a type are differentiable once only.
 
     >>> import numpy as np, hetgrad
     >>> hetgrad.hvp(lambda x: np.sum(x ** 3), (np.array([1.0, 2.0]),), (np.array([1.0, 0.0]),))
@@ -234,7 +266,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     """Forward-mode product ``(f(*primals), J @ tangents)``, by transposing the VJP.
 
     The tangent output has the output's structure.  Cost: one forward pass and two
-    reverse passes.
+    reverse passes.  An argument holding a value of a registered (opaque) type is a
+    TypeError: pairing its gradient with its tangent needs an inner product, which the
+    Backprop protocol does not define; pass its coordinates instead.
 
     >>> import numpy as np, hetgrad
     >>> hetgrad.jvp(np.sin, (0.0,), (2.0,))
