@@ -286,3 +286,17 @@ def test_jvp_through_a_registered_type_built_from_its_coordinates() -> None:
     fd = (f(c + eps * t) - f(c - eps * t)) / (2 * eps)
     np.testing.assert_allclose(jt, fd, rtol=1e-6)
     np.testing.assert_allclose(y, c * np.sum(c))
+
+
+def test_second_order_with_respect_to_a_registered_type_is_refused_clearly() -> None:
+    with pytest.raises(TypeError) as info:
+        hessian(cubic)(Coeffs([1.0, 2.0]))
+    msg = str(info.value)
+    assert msg.startswith("hessian: args[0] is a Coeffs, a type registered with")
+    assert "second derivative" in msg and "instead of a Coeffs" in msg
+    with pytest.raises(TypeError, match=r"hessian: args\[1\]\['p'\] is a Coeffs"):
+        hessian(lambda x, d: cubic(d["p"]) * x, argnums=(0, 1))(2.0, {"p": Coeffs([1.0])})
+    with pytest.raises(TypeError, match=r"hessian: at args\[0\]: .*builtins.object"):
+        hessian(lambda x: 1.0)(object())  # an unsupported value: still the Jacobian's message
+    # Held constant (not differentiated), a registered value is fine at second order.
+    assert hessian(lambda p, x: cubic(p) * x**2, argnums=1)(Coeffs([1.0, 2.0]), 3.0) == 18.0

@@ -202,6 +202,8 @@ _WHY = {
     "example, turned into a {type} inside f by a lifted op or hetgrad.iso_var)",
     "hvp": _PAIRING + ", and " + _SECOND_ORDER + "; pass floats or float arrays and compute "
     "f with operations hetgrad can differentiate twice",
+    "hessian": _SECOND_ORDER + "; differentiate with respect to floats or float arrays "
+    "and compute f with operations hetgrad can differentiate twice",
 }
 
 
@@ -220,6 +222,9 @@ def _refuse_registered(who: str, paths: list[str], leaves: list[Any]) -> None:
 def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """The Hessian of scalar ``f``: ``jacobian(grad(f))``.
 
+    Differentiating with respect to a value of a registered (opaque) type is a TypeError:
+    custom ops on such a type are differentiable once only.
+
     >>> import numpy as np, hetgrad
     >>> a = np.array([[1.0, 2.0], [0.0, 3.0]])
     >>> hetgrad.hessian(lambda x: x @ a @ x)(np.ones(2))
@@ -227,7 +232,18 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable
            [2., 6.]])
     """
     _callable(f, "hessian")
-    return _jacobian(grad(f, argnums), argnums, "hessian")
+    jac = _jacobian(grad(f, argnums), argnums, "hessian")
+
+    def hess(*args: Any, **kwargs: Any) -> Any:
+        for i in _argnums(argnums, len(args), "hessian"):
+            try:
+                leaves, td = flatten(args[i])
+            except tree.UnsupportedLeafError:
+                break  # the Jacobian reports it, with its path
+            _refuse_registered("hessian", tree.leaf_paths(td, f"args[{i}]"), leaves)
+        return jac(*args, **kwargs)
+
+    return hess
 
 
 def _vdot(xs: Any, ys: Any) -> Any:
