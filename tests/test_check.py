@@ -156,3 +156,18 @@ def test_a_point_of_empty_arrays_checks_nothing_and_says_so() -> None:
     with pytest.raises(TypeError, match="every float leaf of the point is empty"):
         hetgrad.check_grads(lambda d: wrong(d["x"]), {"x": np.zeros((0, 3))})
     hetgrad.check_grads(lambda a, b: np.sum(a) + np.sum(b), np.zeros(0), np.ones(2))  # one has
+
+
+def test_a_point_where_f_is_not_finite_says_so() -> None:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        with pytest.raises(AssertionError) as info:
+            hetgrad.check_grads(np.sqrt, -1.0)
+        msg = str(info.value)
+        assert "cannot be checked" in msg
+        assert "f is not finite at this point (its value is nan)" in msg
+        assert "disagrees" not in msg and "|difference| nan" not in msg
+        with pytest.raises(AssertionError, match=r"the point is not finite at args\[0\]\['x'\]"):
+            hetgrad.check_grads(lambda d: np.sum(np.sin(d["x"])), {"x": np.array([0.5, np.nan])})
+        # Finite at the point, but not within eps of it.
+        with pytest.raises(AssertionError, match="f is not finite within eps = 1e-06"):
+            hetgrad.check_grads(np.sqrt, 1e-7)

@@ -53,7 +53,9 @@ def check_grads(
         rng: a NumPy Generator or a seed for the random directions (default: seed 0).
 
     Raises:
-        AssertionError: naming the leaf with the largest discrepancy, with both values.
+        AssertionError: naming the leaf with the largest discrepancy, with both values;
+            if the central difference is not finite, saying why instead: the point is not
+            finite, ``f`` is not finite there, or not within ``eps`` of it.
 
     >>> import hetgrad
     >>> hetgrad.check_grads(lambda x, n: x ** n, 1.5, 3, order=2)
@@ -217,7 +219,7 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
         _integers_only(point)
         return
     grads = grad(s, argnums=nums)(*point)
-    worst: tuple[float, str, float, float] | None = None
+    worst: tuple[float, str, float, float, list[float]] | None = None
     checked, opaque = 0, []
     for i, g in zip(nums, grads):
         leaves, td = flatten(point[i])
@@ -244,7 +246,7 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
             if not np.isfinite(ad) or not np.isfinite(fd):
                 excess = np.inf if np.isfinite(ad) != np.isfinite(fd) or ad != fd else 0.0
             if excess > 1.0 and (worst is None or excess > worst[0]):
-                worst = (excess, paths[j], ad, fd)
+                worst = (excess, paths[j], ad, fd, values)
     if not checked:
         _nothing_checked(opaque)
         raise TypeError(
@@ -252,10 +254,34 @@ def _check_first_order(s: Callable[..., Any], point: tuple[Any, ...], gen: np.ra
             "check at a point with at least one element"
         )
     if worst is not None:
-        _, path, ad, fd = worst
+        _, path, ad, fd, values = worst
+        if not np.isfinite(fd):
+            reason = _not_finite(s, point, values, eps, what)
+            raise AssertionError(
+                f"check_grads: the {what} at {path} cannot be checked (reverse mode gives "
+                f"{ad!r}, central differences {fd!r}): {reason}"
+            )
         raise AssertionError(
             f"check_grads: the {what} at {path} disagrees with finite differences: along a "
             f"random direction, reverse mode gives {ad!r} and central differences give "
             f"{fd!r} (|difference| {abs(ad - fd):.3g} > atol + rtol * |fd| = "
             f"{atol + rtol * abs(fd):.3g})"
         )
+
+
+def _not_finite(s: Callable[..., Any], point: tuple[Any, ...], values: list[float],
+                eps: float, what: str) -> str:  # fmt: skip
+    """Why the central difference is not finite: the point, the value there, or nearby."""
+    for i, a in enumerate(point):
+        leaves, td = flatten(a)
+        for path, v in zip(tree.leaf_paths(td, f"args[{i}]"), leaves):
+            if _checkable(v) and not np.all(np.isfinite(v)):
+                return f"the point is not finite at {path}; check at a finite point"
+    subject = "f" if what == "gradient" else "the " + what.removeprefix("gradient of the ")
+    value = float(np.asarray(s(*point), dtype=np.float64))
+    if not np.isfinite(value):
+        return (f"{subject} is not finite at this point (its value is {value!r}); check at "
+                "a point where it is finite")  # fmt: skip
+    return (f"{subject} is not finite within eps = {eps!r} of the point (its values at "
+            f"x + eps v and x - eps v are {values[0]!r} and {values[1]!r}); check further "
+            "from where it is not finite, or with a smaller eps")  # fmt: skip
