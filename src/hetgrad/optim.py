@@ -417,7 +417,8 @@ def descend(f: Callable[..., Any], params: Any, lr: float, *args: Any, **kwargs:
         f: the objective; its first argument is differentiated.
         params: the parameters, a structure.
         lr: the learning rate, a number.
-        *args, **kwargs: further arguments of ``f``, held constant.
+        *args: further positional arguments of ``f``, held constant.
+        **kwargs: further keyword arguments of ``f``, held constant.
 
     Returns:
         ``(f(params, *args, **kwargs), new_params)``.
