@@ -385,3 +385,72 @@ def test_rules_set_on_vjps_directly_are_used() -> None:
     p = hetgrad.Primitive(lambda x: x * x)
     p.vjps = (lambda g, y, x: 2.0 * g * x,)
     assert hetgrad.grad_bp(p, 3.0) == 6.0
+
+
+# -- second order through custom ops on an opaque registered type ------------------------
+
+
+class Poly:
+    """An opaque registered type: hetgrad cannot see its coefficients ``c``."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = np.asarray(c, dtype=float)
+
+
+hetgrad.register_backprop(
+    Poly, zero=lambda p: Poly(np.zeros_like(p.c)), add=lambda a, b: Poly(a.c + b.c),
+    one=lambda p: Poly(np.ones_like(p.c)),
+)  # fmt: skip
+to_poly = op1(lambda c: (Poly(c), lambda gp: from_poly(gp)))
+from_poly = op1(lambda p: (p.c, lambda g: to_poly(g)))  # reads the Poly's field
+
+
+@op1
+def poly_cubes(p: Any) -> Any:
+    """Passes the Poly on to a lifted op only, so it can be differentiated twice."""
+    c = from_poly(p)
+    return np.sum(c**3), lambda g: to_poly(3.0 * g * c**2)
+
+
+@op1
+def scaled_poly(x: Any) -> Any:
+    """Returns a Poly (built by a lifted op); its pullback reads the cotangent's field."""
+    return to_poly(2.0 * x), lambda g: 2.0 * g.c
+
+
+def _refusal(info: pytest.ExceptionInfo[TypeError], op: str, what: str) -> None:
+    msg = str(info.value)
+    assert msg.startswith(f"{op}: differentiating a second time through this custom op on a Poly")
+    assert f"its {what} is given a BVar of the outer derivative in place of the Poly" in msg
+    assert isinstance(info.value.__cause__, AttributeError)  # the user's error, chained
+
+
+def test_second_order_through_an_op_reading_a_registered_value_says_why() -> None:
+    p = Poly([1.0, 2.0])
+    gg = grad(lambda p: np.sum(from_poly(grad(lambda q: np.sum(from_poly(q) ** 3))(p))))
+    with pytest.raises(TypeError) as info:
+        gg(p)
+    _refusal(info, "<lambda>", "function")
+    with pytest.raises(TypeError) as info:
+        hetgrad.check_grads(lambda d: np.sum(from_poly(d["p"]) ** 3) * d["x"],
+                            {"x": 2.0, "p": p}, order=2)  # fmt: skip
+    _refusal(info, "<lambda>", "function")
+
+
+def test_second_order_through_a_pullback_reading_a_registered_cotangent_says_why() -> None:
+    x = np.array([1.0, -2.0])
+    with pytest.raises(TypeError) as info:
+        hetgrad.jvp(scaled_poly, (x,), (np.ones(2),))
+    _refusal(info, "scaled_poly", "pullback")
+    # A mixed second derivative: the cotangent of the Poly depends on the outer variable s.
+    inner = lambda s: grad(lambda x: np.sum(from_poly(scaled_poly(x)) ** 3) * s)(x)
+    with pytest.raises(TypeError) as info:
+        grad(lambda s: np.sum(inner(s)))(2.0)
+    _refusal(info, "scaled_poly", "pullback")
+
+
+def test_an_op_passing_a_registered_value_on_to_lifted_ops_works_at_second_order() -> None:
+    p = Poly([1.0, -2.0, 0.5])
+    # d/dp sum(3 c^2) = 6 c
+    gg = grad(lambda p: np.sum(from_poly(grad(poly_cubes)(p))))(p)
+    np.testing.assert_allclose(gg.c, 6.0 * p.c)

@@ -216,10 +216,13 @@ def call_custom(
     parents: list[int | None] = []
     primals = []
     arg_info: list[tuple[TreeDef, list[Any]]] = []
+    opaque: type | None = None  # the registered type of an argument given as an outer BVar
     for leaves, td in flat:
         vals, arg_parents = unbox(leaves, tape)
         for i, (v, p) in enumerate(zip(vals, arg_parents)):
             if type(v) is not np.ndarray:
+                if type(v) is BVar and opaque is None:  # a BVar of an outer tape
+                    opaque = _registered_type(v)
                 continue
             if p is None:
                 tape.lock(v)  # the pullback may read it: no writes while the tape lives
@@ -228,7 +231,10 @@ def call_custom(
         parents.extend(arg_parents)
         primals.append(unflatten(td, vals))
         arg_info.append((td, vals))
-    y, user_pullback = _pair(name, fn(*primals))
+    if opaque is None:
+        y, user_pullback = _pair(name, fn(*primals))
+    else:
+        y, user_pullback = _pair(name, _guarded(name, "function", opaque, fn, primals))
     try:
         out_leaves, out_td = flatten(y)
     except tree.UnsupportedLeafError as e:
@@ -244,7 +250,12 @@ def call_custom(
         # Read-only: the same cotangent arrays may go to other nodes too.
         ct = assemble(out_td, out_leaves, g)
         ct = read_only(ct) if type(ct) is np.ndarray else tree.tree_map(read_only, ct)
-        grads = user_pullback(ct)
+        # (Checked only for a BVar or structured cotangent: plain arrays skip the call.)
+        ct_opaque = _outer_registered_type(g) if type(g) is BVar or type(g) is list else None
+        if ct_opaque is None:
+            grads = user_pullback(ct)
+        else:
+            grads = _guarded(name, "pullback", ct_opaque, user_pullback, (ct,))
         if arity == 1:
             grads = (grads,)
         elif not isinstance(grads, (tuple, list)) or len(grads) != nargs:
@@ -266,6 +277,44 @@ def call_custom(
         return out
 
     return record_whole(tape, tuple(parents), pullback, out_td, out_leaves, name)
+
+
+def _registered_type(v: BVar) -> type | None:
+    """The registered (opaque) type beneath ``v``, or None."""
+    t = type(primal(v))
+    return t if instance_for(t) is not None else None
+
+
+def _outer_registered_type(g: Any) -> type | None:
+    """The registered type beneath a BVar in ``g``, a node's cotangent (a value, or a list
+    of per-leaf values for a structured output), or None."""
+    if type(g) is BVar:
+        return _registered_type(g)
+    if type(g) is list:
+        for v in g:
+            if type(v) is BVar and (t := _registered_type(v)) is not None:
+                return t
+    return None
+
+
+def _guarded(
+    name: str, what: str, opaque: type, fn: Callable[..., Any], args: Sequence[Any]
+) -> Any:
+    """``fn(*args)``, where one of ``args`` holds a BVar of an outer derivative in place of
+    a value of the registered type ``opaque``: an AttributeError or TypeError from reading
+    it is re-raised saying why."""
+    try:
+        return fn(*args)
+    except (AttributeError, TypeError) as e:
+        t = opaque.__name__
+        given = t if what == "function" else f"{t} cotangent"
+        raise TypeError(
+            f"{name}: differentiating a second time through this custom op on a {t} is not "
+            f"supported: its {what} is given a BVar of the outer derivative in place of the "
+            f"{given}, which hetgrad cannot see inside (a type registered with "
+            "register_backprop is opaque); differentiate with respect to floats or float "
+            f"arrays, or hold the {t} constant"
+        ) from e
 
 
 def _pair(name: str, result: Any) -> tuple[Any, Callable[[Any], Any]]:
