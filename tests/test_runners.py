@@ -422,3 +422,31 @@ def test_an_inner_value_of_outer_variables_keeps_their_derivative(inner: object)
     # outer derivative came out 0).
     assert grad(inner)(3.0) == 6.0  # type: ignore[arg-type]
     hetgrad.check_grads(inner, 3.0)  # type: ignore[arg-type]
+
+
+class Point2:
+    """An opaque registered type (hetgrad cannot see its coordinates ``xy``)."""
+
+    def __init__(self, xy: object) -> None:
+        self.xy = np.asarray(xy, dtype=float)
+
+
+hetgrad.register_backprop(
+    Point2, zero=lambda p: Point2(np.zeros(2)), add=lambda p, q: Point2(p.xy + q.xy),
+    one=lambda p: Point2(np.ones(2)),
+)  # fmt: skip
+to_point = hetgrad.op1(lambda xy: (Point2(xy), lambda g: g.xy))
+
+
+def test_jacobian_of_a_function_returning_a_registered_type_says_why() -> None:
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError) as e:
+        hetgrad.jacobian(to_point)(x)
+    msg = str(e.value)
+    assert msg.startswith("jacobian: the output at out is a Point2, a type registered with")
+    assert "needs outputs made of floats and float arrays" in msg
+    with pytest.raises(TypeError, match=r"jacobian: the output at out\['p'\]\[1\] is a Point2"):
+        hetgrad.jacobian(lambda x: {"p": [x, to_point(x)]})(x)
+    # backprop_with, which it points to, pulls back a Point2 cotangent.
+    y, pullback = backprop_with(to_point, x)
+    assert y.xy.tolist() == [1.0, 2.0] and pullback(Point2([3.0, 4.0])).tolist() == [3.0, 4.0]

@@ -422,6 +422,8 @@ def pullback_of(f: Callable[..., Any], args: Sequence[Any], runner: str) -> tupl
     try:
         try:
             leaves, td = flatten(run.out)
+            if runner in _ELEMENTWISE:
+                _refuse_registered_output(runner, leaves, td)
             value = unflatten(settled(td, run.tape), [_value_view(run.tape, x) for x in leaves])
         except tree.UnsupportedLeafError as e:
             raise TypeError(f"{runner}: the output at {e.path('out')}: {e.reason}") from None
@@ -434,6 +436,24 @@ def pullback_of(f: Callable[..., Any], args: Sequence[Any], runner: str) -> tupl
 
 
 vjp = backprop_with
+
+# The runners that pull back one-hot cotangents, one per element of each output leaf.
+_ELEMENTWISE = frozenset({"jacobian", "hessian"})
+
+
+def _refuse_registered_output(runner: str, leaves: list[Any], td: TreeDef) -> None:
+    """Raise a TypeError naming the first output leaf of a registered (opaque) type: it
+    has no elements to take one-hot cotangents of."""
+    for path, v in zip(tree.leaf_paths(td, "out"), leaves):
+        t = type(primal(v))
+        if instance_for(t) is not None:
+            raise TypeError(
+                f"{runner}: the output at {path} is a {t.__name__}, a type registered with "
+                f"register_backprop (opaque to hetgrad): {runner} pulls back one cotangent "
+                "per output element, so it needs outputs made of floats and float arrays; "
+                "return its coordinates instead (an array read out of it by a lifted op), "
+                f"or pull back a {t.__name__} cotangent with hetgrad.backprop_with"
+            )
 
 
 def _value_view(tape: Tape, x: Any) -> Any:
