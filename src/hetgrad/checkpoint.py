@@ -192,7 +192,7 @@ def load(path: str | os.PathLike[str], *, like: T) -> T:
         raise CheckpointError(
             f"{path}: not a checkpoint: not an .npz file, or a truncated one ({e})"
         ) from e
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # RuntimeError: damaged version fields, see below
         raise CheckpointError(f"{path}: unreadable checkpoint ({e})") from e
     with archive:
         # Members are looked up by their exact names (NumPy's NpzFile would take the
@@ -218,8 +218,9 @@ def load(path: str | os.PathLike[str], *, like: T) -> T:
     return unflatten(td, out)
 
 
-# What a damaged member can raise while it is read.
-_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+# What a damaged member can raise while it is read (RuntimeError and NotImplementedError:
+# zipfile's answer to damaged flag, method or version fields, e.g. "is encrypted").
+_UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error)
 
 
 def _restore(
