@@ -90,7 +90,7 @@ def test_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HETGRAD_MNIST", str(tmp_path))
     assert load_mnist().train_labels.shape == (TRAIN_N,)
     monkeypatch.delenv("HETGRAD_MNIST")
-    with pytest.raises(DatasetError, match="HETGRAD_MNIST is unset"):
+    with pytest.raises(DatasetError, match="HETGRAD_MNIST is unset or empty"):
         load_mnist()
 
 
@@ -149,8 +149,23 @@ def test_missing_file(tmp_path: Path) -> None:
     write(tmp_path, files)
     with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte.*not found"):
         load_mnist(tmp_path)
-    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+    with pytest.raises(FileNotFoundError, match="nowhere not found: no such folder"):
         load_mnist(tmp_path / "nowhere")
+
+
+def test_a_wrong_hetgrad_mnist_folder_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HETGRAD_MNIST", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere .the folder HETGRAD_MNIST names. not"):
+        load_mnist()
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("HETGRAD_MNIST", str(tmp_path / "a-file"))
+    with pytest.raises(NotADirectoryError, match="a-file .the folder HETGRAD_MNIST names. is a"):
+        load_mnist(download=True, url="http://127.0.0.1:9")
+    monkeypatch.setenv("HETGRAD_MNIST", str(tmp_path))  # the parent of the right folder
+    with pytest.raises(FileNotFoundError, match="ubyte.gz. not found in .*HETGRAD_MNIST names"):
+        load_mnist()
 
 
 # --------------------------------------------------------------------------------------

@@ -104,7 +104,9 @@ def load_mnist(
         A :class:`Mnist` of images scaled to [0, 1] with shape ``(n, 784)`` and int64 labels.
 
     Raises:
-        FileNotFoundError: a file is missing (and not downloaded).
+        FileNotFoundError: the folder or a file is missing (and not downloaded); the
+            message says when the folder came from ``HETGRAD_MNIST``.
+        NotADirectoryError: the folder is a file.
         DatasetError: a file is corrupt or truncated, a download fails (its checksum, the
             server, the network or the deadline), or no folder is given and
             ``HETGRAD_MNIST`` is unset.
@@ -117,6 +119,11 @@ def load_mnist(
     if np.dtype(dtype).kind != "f":
         raise ValueError(f"load_mnist: dtype must be a float dtype, got {np.dtype(dtype)}")
     folder = _mnist_folder(path)
+    origin = " (the folder HETGRAD_MNIST names)" if path is None else ""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"MNIST folder {folder}{origin} is a file, not a folder")
+    if not download and not folder.exists():
+        raise FileNotFoundError(f"MNIST folder {folder}{origin} not found: no such folder")
     if download:
         if url is None:
             raise DatasetError("load_mnist(download=True) needs url=, the base URL of a mirror")
@@ -129,7 +136,7 @@ def load_mnist(
         found = _find(folder, name)
         if found is None:
             raise FileNotFoundError(
-                f"MNIST file {name} (or {name}.gz) not found in {folder}; "
+                f"MNIST file {name} (or {name}.gz) not found in {folder}{origin}; "
                 "pass download=True and url= to fetch it"
             )
         files.append(found)
@@ -146,7 +153,7 @@ def _mnist_folder(path: str | os.PathLike[str] | None) -> Path:
         if not env:
             raise DatasetError(
                 "load_mnist: no folder given and the environment variable HETGRAD_MNIST is "
-                "unset; pass the folder holding the MNIST files or set HETGRAD_MNIST"
+                "unset or empty; pass the folder holding the MNIST files or set HETGRAD_MNIST"
             )
         path = env
     return Path(path)

@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         data = load_mnist(args.data)
     except (OSError, ValueError) as e:
-        print(f"mnist: cannot load MNIST: {e}\nSet HETGRAD_MNIST or pass --data DIR "
-              "(a folder with the four IDX files).", file=sys.stderr)  # fmt: skip
+        print(f"mnist: cannot load MNIST: {e}\nPoint --data or HETGRAD_MNIST at a folder "
+              "with the four IDX files.", file=sys.stderr)  # fmt: skip
         raise SystemExit(2) from None
     train_x, train_y = data.train_images, data.train_labels
     if args.limit is not None:
