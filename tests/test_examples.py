@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -83,6 +84,92 @@ def test_mnist_without_data_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         mnist.main(["--data", str(tmp_path / "nowhere")])
     assert e.value.code == 2
     assert "cannot load MNIST" in capsys.readouterr().err
+
+
+def tiny_mnist(folder: Path, n_train: int = 50, n_test: int = 20) -> str:
+    """Four IDX files of random images and labels in ``folder``, for fast runs."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8).tobytes()
+        labels = rng.integers(0, 10, n, dtype=np.uint8).tobytes()
+        for kind, magic, dims, payload in (("images-idx3", 2051, (n, 28, 28), images),
+                                           ("labels-idx1", 2049, (n,), labels)):  # fmt: skip
+            header = b"".join(d.to_bytes(4, "big") for d in (magic, *dims))
+            (folder / f"{prefix}-{kind}-ubyte").write_bytes(header + payload)
+    return str(folder)
+
+
+def test_mnist_batches_ignore_the_report_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches run across report points; only the epoch's last batch is smaller (was: a
+    # batch was cut at every --chunk boundary, so --chunk 5 made every batch 5 points).
+    sizes = []
+
+    def spy(net: Any, x: Any, targets: Any) -> Any:
+        sizes.append(len(targets))
+        return error(net, x, targets)
+
+    error = mnist.net_error
+    monkeypatch.setattr(mnist, "net_error", spy)
+    metrics = mnist.main(["--data", tiny_mnist(tmp_path), "--batch-size", "8", "--chunk", "5",
+                          "--arch", "784-10", "--no-progress"])  # fmt: skip
+    assert sizes == [8] * 6 + [2] and metrics["train_points"] == 50
+
+
+def test_an_interrupted_mnist_run_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tiny_mnist(tmp_path)
+    args = ["--data", data, "--epochs", "2", "--batch-size", "4", "--chunk", "12",
+            "--arch", "784-16-10", "--rate", "0.1", "--no-progress"]  # fmt: skip
+    straight = mnist.main(args + ["--checkpoint", str(tmp_path / "straight.npz")])
+
+    calls = []
+    error_rate = mnist.error_rate
+
+    def interrupt_at_the_fifth_report(*a: Any) -> float:
+        calls.append(1)
+        if len(calls) == 9:  # two calls per report: while the fifth one is evaluated
+            raise KeyboardInterrupt
+        return error_rate(*a)
+
+    resumed = args + ["--checkpoint", str(tmp_path / "resumed.npz")]
+    monkeypatch.setattr(mnist, "error_rate", interrupt_at_the_fifth_report)
+    with pytest.raises(SystemExit) as e:
+        mnist.main(resumed)
+    assert e.value.code == 130
+    assert "resumed.npz holds the run after 48 points" in capsys.readouterr().err
+    monkeypatch.setattr(mnist, "error_rate", error_rate)
+    again = mnist.main(resumed)
+    assert "[Epoch 1] resumed after 48 points" in capsys.readouterr().out
+    assert {k: v for k, v in again.items() if "seconds" not in k} == {
+        k: v for k, v in straight.items() if "seconds" not in k
+    }
+    with np.load(tmp_path / "straight.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+        assert a.files == b.files
+        for name in a.files:
+            if name != "seconds":
+                np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(["--rate", "0.2"], "other options (--rate 0.1 there, 0.2 here)"),
+     (["--arch", "784-32-10"], "run.npz: at net.layers.0.weights: shape (784, 16) in the")],
+)  # fmt: skip
+def test_resuming_with_other_options_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: list[str], message: str
+) -> None:
+    args = ["--data", tiny_mnist(tmp_path), "--arch", "784-16-10", "--rate", "0.1",
+            "--no-progress", "--checkpoint", str(tmp_path / "run.npz")]  # fmt: skip
+    mnist.main(args)
+    before = (tmp_path / "run.npz").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        mnist.main(args + change)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "run.npz").read_bytes() == before
 
 
 # -- the full-size targets (minutes): pytest -m slow -------------------------------------

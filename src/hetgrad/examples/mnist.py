@@ -5,9 +5,11 @@ and ``Network`` dataclasses and NumPy code, with logistic hidden layers and a so
 output scored by cross-entropy (``hetgrad.nn``'s fused, numerically stable versions).
 ``hetgrad.grad`` turns the loss into a function returning a ``Network`` of gradients, and
 plain stochastic gradient descent (``net - rate * grad``) trains it, one sample per step by
-default.  The training set is shuffled each epoch and processed in chunks of 5000; after
-each chunk the example prints how long the chunk took and the training and validation
-error.
+default.  The training set is shuffled each epoch and cut into batches (the last one of an
+epoch may be smaller); after every 5000 points (``--chunk``, rounded up to whole batches)
+the example prints how long they took and the training and validation error.  With
+``--checkpoint PATH`` it saves the run after each report and, run again with the same
+options, resumes it from there: an interrupted run ends exactly as an uninterrupted one.
 
 Run ``python -m hetgrad.examples.mnist --help``.  The data is read from ``--data`` or the
 folder named by the environment variable ``HETGRAD_MNIST`` (the four standard IDX files).
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import hetgrad
-from hetgrad import nn
+from hetgrad import checkpoint, nn
 from hetgrad.allocator import keep_freed_memory
 from hetgrad.datasets import load_mnist
 from hetgrad.examples import output_file, output_folder, positive_float, positive_int
@@ -70,6 +72,41 @@ def error_rate(net: Network, images: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predictions != labels))
 
 
+def report_steps(n: int, batch_size: int, chunk: int) -> list[int]:
+    """The numbers of gradient steps into an epoch after which the example reports: each
+    time at least ``chunk`` points have passed since the last report, and at the end."""
+    steps, last = [], 0
+    for step in range(1, -(-n // batch_size) + 1):
+        end = min(step * batch_size, n)
+        if end - last >= chunk or end == n:
+            steps.append(step)
+            last = end
+    return steps
+
+
+#: The options a run is resumed with, in the order of a checkpoint's ``options`` array.
+RESUMED_OPTIONS = ("--seed", "--batch-size", "--rate", "--chunk", "training images", "--epochs")
+
+
+def resume(path: str, like: dict[str, Any]) -> dict[str, Any]:
+    """The state saved in ``path``, which must be a run of the same network and options."""
+    try:
+        state = checkpoint.load(path, like=like)
+    except (OSError, ValueError) as e:
+        print(f"mnist: cannot resume from {path}: {e}\nPass the options of the run that "
+              "saved it, or another --checkpoint.", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2) from None
+    differ = [f"{name} {old:g} there, {new:g} here"
+              for name, old, new in zip(RESUMED_OPTIONS, state["options"], like["options"])
+              if old != new]  # fmt: skip
+    if differ:
+        print(f"mnist: cannot resume from {path}: it is a run with other options ("
+              f"{'; '.join(differ)}); pass the same options, or another --checkpoint.",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+    return state
+
+
 def parse_arch(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split("-")]
@@ -100,10 +137,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="folder for the error-curve PNG")
     parser.add_argument("--metrics", type=output_file, default=None,
                         help="write final metrics as JSON here")
+    parser.add_argument("--checkpoint", type=output_file, default=None,
+                        help="save the run here after each report, and resume from it if it "
+                        "exists (an interrupted run continues exactly where it was saved)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     keep_freed_memory()  # large temporaries every step: reuse memory, don't page-fault it
-
     try:
         data = load_mnist(args.data)
     except (OSError, ValueError) as e:
@@ -114,45 +153,75 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.limit is not None:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
     targets = np.eye(10)[train_y]
+    n, size = len(train_x), args.batch_size
     rng = np.random.default_rng(args.seed)
     net = init_network(args.arch, rng)
+    reports = report_steps(n, size, args.chunk)
+    state: dict[str, Any] = {
+        "net": net,
+        # one row per report: points seen, training error, validation error (NaN: not yet)
+        "history": np.full((args.epochs * len(reports), 3), np.nan),
+        "seconds": 0.0,
+        "options": np.array([args.seed, size, args.rate, args.chunk, n, args.epochs], float),
+    }
+    if args.checkpoint and Path(args.checkpoint).exists():
+        state = resume(args.checkpoint, state)
+    net, history = state["net"], state["history"]
+    done = int(np.count_nonzero(~np.isnan(history[:, 0])))  # reports made so far
     gradient = hetgrad.grad(net_error)
     arch = "-".join(map(str, args.arch))
-    print(f"Training a {arch} network on {len(train_x)} images, batch size {args.batch_size}, "
+    print(f"Training a {arch} network on {n} images, batch size {size}, "
           f"learning rate {args.rate}")  # fmt: skip
 
     from tqdm import tqdm
 
-    history: list[tuple[int, float, float]] = []
-    seen = 0
-    start = time.perf_counter()
-    bar = tqdm(total=args.epochs * len(train_x), unit="img", disable=args.no_progress,
+    seen = saved = int(history[done - 1, 0]) if done else 0
+    start = time.perf_counter() - state["seconds"]
+    bar = tqdm(total=args.epochs * n, initial=seen, unit="img", disable=args.no_progress,
                dynamic_ncols=True)  # fmt: skip
-    for epoch in range(1, args.epochs + 1):
-        bar.write(f"[Epoch {epoch}]")
-        order = rng.permutation(len(train_x))
-        for c, chunk_start in enumerate(range(0, len(order), args.chunk), 1):
-            chunk = order[chunk_start : chunk_start + args.chunk]
-            t0 = time.perf_counter()
-            for i in range(0, len(chunk), args.batch_size):
-                idx = chunk[i : i + args.batch_size]
-                if args.batch_size == 1:
-                    x, t = train_x[idx[0]], targets[idx[0]]
-                else:
-                    x, t = train_x[idx], targets[idx]
-                net = net - args.rate * gradient(net, x, t)
-                bar.update(len(idx))
-            took = time.perf_counter() - t0
-            seen += len(chunk)
-            train_err = error_rate(net, train_x[chunk], train_y[chunk])
-            test_err = error_rate(net, data.test_images, data.test_labels)
-            history.append((seen, train_err, test_err))
-            bar.write(f"(Chunk {c}) trained on {len(chunk)} points in {took:.2f} s; "
-                      f"training error {100 * train_err:.2f}%, "
-                      f"validation error {100 * test_err:.2f}%")  # fmt: skip
+    try:
+        for epoch in range(args.epochs):
+            order = rng.permutation(n)  # (drawn for finished epochs too: the same stream)
+            first = done - epoch * len(reports)  # reports already made in this epoch
+            if first >= len(reports):
+                continue
+            step = reports[first - 1] if first > 0 else 0
+            bar.write(f"[Epoch {epoch + 1}]" + (f" resumed after {seen} points" if first else ""))
+            for r in range(first, len(reports)):
+                t0 = time.perf_counter()
+                trained = order[step * size : reports[r] * size]
+                for k in range(step, reports[r]):
+                    idx = order[k * size : (k + 1) * size]
+                    if size == 1:
+                        x, t = train_x[idx[0]], targets[idx[0]]
+                    else:
+                        x, t = train_x[idx], targets[idx]
+                    net = net - args.rate * gradient(net, x, t)
+                    bar.update(len(idx))
+                step = reports[r]
+                took = time.perf_counter() - t0
+                seen = epoch * n + min(step * size, n)
+                train_err = error_rate(net, train_x[trained], train_y[trained])
+                test_err = error_rate(net, data.test_images, data.test_labels)
+                history[done] = (seen, train_err, test_err)
+                done += 1
+                if args.checkpoint:
+                    state.update(net=net, seconds=time.perf_counter() - start)
+                    checkpoint.save(args.checkpoint, state)
+                    saved = seen
+                bar.write(f"(Chunk {r + 1}) trained on {len(trained)} points in {took:.2f} s; "
+                          f"training error {100 * train_err:.2f}%, "
+                          f"validation error {100 * test_err:.2f}%")  # fmt: skip
+    except KeyboardInterrupt:
+        bar.close()
+        if not args.checkpoint:
+            raise
+        print(f"mnist: interrupted; {args.checkpoint} holds the run after {saved} points: "
+              "run the same command to resume it", file=sys.stderr)  # fmt: skip
+        raise SystemExit(130) from None
     bar.close()
     seconds = time.perf_counter() - start
-    test_accuracy = 1.0 - history[-1][2]
+    test_accuracy = 1.0 - float(history[-1, 2])
     metrics = {
         "test_accuracy": test_accuracy,
         "train_points": seen,
@@ -172,14 +241,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
-def plot_errors(history: list[tuple[int, float, float]], out: Path, arch: str) -> Path:
+def plot_errors(history: np.ndarray, out: Path, arch: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    points, train_err, test_err = (np.array(v) for v in zip(*history))
+    points, train_err, test_err = history.T
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(points, 100 * train_err, "o-", label="training error (last chunk)")
     ax.plot(points, 100 * test_err, "s-", label="validation error (10,000 test images)")
