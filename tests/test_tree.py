@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+from collections import Counter, OrderedDict, defaultdict
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
+import hetgrad
 from hetgrad.tree import flatten, leaf_keys, leaf_paths, tree_map, unflatten
 from strategies import same, structures
 
@@ -156,3 +158,36 @@ def test_unflatten_checks_the_number_of_leaves() -> None:
     for wrong in (leaves[:1], leaves + [4.0]):
         with pytest.raises(ValueError, match="the TreeDef has 3 leaves, got"):
             unflatten(td, wrong)
+
+
+class _Tally(dict):
+    """A dict subclass that keeps dict's constructor."""
+
+
+def _sum_of_squares(x: Any) -> Any:
+    """A generic walk over a structure, branching on the container's type."""
+    if isinstance(x, dict):
+        return sum(_sum_of_squares(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return sum(_sum_of_squares(v) for v in x)
+    return x * x
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        [1.0, 2.0],
+        (1.0, [2.0, (3.0,)]),
+        {"a": 1.0, 7: {"b": 2.0}},
+        OrderedDict(a=1.0, b=2.0),
+        defaultdict(float, {"a": 1.0}),
+        Counter(a=1.0),
+        _Tally(a=1.0),
+    ],
+)
+def test_a_bvar_of_a_container_is_an_instance_of_its_type(x: Any) -> None:
+    # A branch on isinstance(x, list/dict) must take the same way under differentiation
+    # as without it: it once took the other, and the gradient was silently wrong.
+    g = hetgrad.grad_bp(_sum_of_squares, x)
+    assert same(g, tree_map(lambda v: 2.0 * v, x))
+    assert hetgrad.grad_bp(lambda v: v[0] * (2.0 if isinstance(v, list) else 1.0), [1.0]) == [2.0]

@@ -109,8 +109,9 @@ class Container:
     ``keys(aux)`` names each child (for paths and lenses); ``static`` marks children that
     are static whatever their type (dataclass fields declared static).  ``attributes``
     maps field names to child positions for records (dataclasses, NamedTuples), whose
-    fields are read as attributes; ``record`` is that record type; ``view`` is the class of
-    the engine's BVars of it.
+    fields are read as attributes; ``record`` is the type of the values split, which the
+    engine's BVars of them claim as their ``__class__``, so ``isinstance`` answers for them
+    as for the value (a list, a dict, your dataclass); ``view`` is the class of those BVars.
     """
 
     __slots__ = ("name", "split", "rebuild", "keys", "static", "attributes", "record", "view")
@@ -143,25 +144,30 @@ def _seq_keys(aux: Any) -> range:
     return range(aux)
 
 
-TUPLE = Container("tuple", lambda x: (len(x), x), lambda aux, ch: tuple(ch), _seq_keys)
-LIST = Container("list", lambda x: (len(x), x), lambda aux, ch: list(ch), _seq_keys)
+TUPLE = Container(
+    "tuple", lambda x: (len(x), x), lambda aux, ch: tuple(ch), _seq_keys, record=tuple
+)
+LIST = Container("list", lambda x: (len(x), x), lambda aux, ch: list(ch), _seq_keys, record=list)
 DICT = Container(
     "dict",
     lambda x: (tuple(x), tuple(x.values())),
     lambda aux, ch: dict(zip(aux, ch)),
     lambda aux: aux,
+    record=dict,
 )
 ORDERED_DICT = Container(
     "OrderedDict",
     lambda x: (tuple(x), tuple(x.values())),
     lambda aux, ch: OrderedDict(zip(aux, ch)),
     lambda aux: aux,
+    record=OrderedDict,
 )
 DEFAULT_DICT = Container(
     "defaultdict",
     lambda x: ((x.default_factory, tuple(x)), tuple(x.values())),
     lambda aux, ch: defaultdict(aux[0], zip(aux[1], ch)),
     lambda aux: aux[1],
+    record=defaultdict,
 )
 
 
@@ -308,6 +314,7 @@ def _classify(t: type) -> Any:
             lambda x: (tuple(x), tuple(x.values())),
             lambda aux, ch: t(dict(zip(aux, ch))),
             lambda aux: aux,
+            record=t,
         )
     if issubclass(t, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
         return STATIC
