@@ -589,3 +589,79 @@ def test_a_python_float_meets_a_numpy_scalar_as_a_python_float() -> None:
 
 def test_linear_schedule_ends_exactly_at_its_end() -> None:
     assert linear_schedule(1.0, 0.1, 150)(150) == 0.1
+
+
+class Knots:
+    """An opaque registered type with no arithmetic of its own."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = np.asarray(c, dtype=float)
+
+
+class Weights(Knots):
+    """Registered separately, with the arithmetic an optimizer needs."""
+
+    def __add__(self, other: Any) -> Weights:
+        return Weights(self.c + (other.c if isinstance(other, Knots) else other))
+
+    def __mul__(self, other: Any) -> Weights:
+        return Weights(self.c * (other.c if isinstance(other, Knots) else other))
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Weights:
+        return Weights(self.c / (other.c if isinstance(other, Knots) else other))
+
+    def __pow__(self, k: float) -> Weights:
+        return Weights(self.c**k)
+
+    def __neg__(self) -> Weights:
+        return Weights(-self.c)
+
+
+for _t in (Knots, Weights):
+    hetgrad.register_backprop(
+        _t, zero=lambda p: type(p)(np.zeros_like(p.c)), add=lambda p, q: type(p)(p.c + q.c),
+        one=lambda p: type(p)(np.ones_like(p.c)),
+    )  # fmt: skip
+read_knots = hetgrad.op1(lambda p: (p.c, lambda g: type(p)(g)))
+
+
+def _knots_loss(params: Any) -> Any:
+    return np.sum(read_knots(params["k"]) ** 2) + np.sum(params["w"] ** 2)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_an_optimizer_on_a_registered_type_without_arithmetic_names_it(name: str) -> None:
+    params = {"w": np.ones(2), "k": Knots([1.0, 2.0])}
+    opt = {"sgd": sgd(0.1), "momentum": momentum(0.1, 0.9), "adam": adam(0.1)}[name]
+    grads = hetgrad.grad(_knots_loss)(params)
+    with pytest.raises(TypeError) as e:
+        opt.update(grads, opt.init(params), params)
+    msg = str(e.value)
+    assert msg.startswith(f"{name}.update: the gradient at grads['k'] is a Knots, a type "
+                          "registered with register_backprop, without the arithmetic "
+                          f"{name} needs")  # fmt: skip
+    assert "define these operators on Knots, or express the parameters as float" in msg
+    assert "unsupported operand" in str(e.value.__cause__)
+
+
+def test_applying_a_step_to_a_registered_type_without_addition_names_it() -> None:
+    params = {"w": np.ones(2), "k": Knots([1.0, 2.0])}
+    with pytest.raises(TypeError, match=r"apply_updates: the parameter at params\['k'\] is a "
+                       r"Knots, a type registered .* \(\+ of two Knots values\)"):  # fmt: skip
+        apply_updates(params, {"w": np.ones(2), "k": Knots([1.0, 1.0])})
+    with pytest.raises(TypeError, match=r"descend: the parameter at params\['k'\] is a Knots"):
+        descend(_knots_loss, params, 0.1)
+
+
+def test_optimizers_step_a_registered_type_with_its_own_arithmetic() -> None:
+    params = {"w": np.ones(2), "k": Weights([1.0, 2.0])}
+    grads = hetgrad.grad(_knots_loss)(params)
+    for opt in (sgd(0.1), momentum(0.1, 0.9), adam(0.1)):
+        updates, _ = opt.update(grads, opt.init(params))
+        stepped = apply_updates(params, updates)
+        assert type(stepped["k"]) is Weights and np.all(stepped["k"].c < params["k"].c)
+    _, stepped = descend(_knots_loss, params, 0.25)
+    np.testing.assert_allclose(stepped["k"].c, [0.5, 1.0])

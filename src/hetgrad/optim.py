@@ -17,7 +17,10 @@ Updates are *added* to the parameters (they already carry the minus sign).  Stat
 optimizer state is itself a structure (NamedTuples of floats and of structures shaped like
 the parameters), so :mod:`hetgrad.checkpoint` saves and restores it; its step count ``k``
 is stored as a float for that reason.  Parameter dtypes are preserved: float32 arrays stay
-float32 and Python floats stay floats.
+float32 and Python floats stay floats.  A leaf of a type registered with
+``register_backprop`` is stepped with the type's own operators (``+``, ``*``, ...; the
+Backprop protocol has no scaling): without them, the step raises a ``TypeError`` naming
+the leaf.
 
 The learning rate ``lr`` (and the momentum ``mu``) may be a number or a *schedule*, a
 function of the step count ``k = 0, 1, 2, ...``.
@@ -32,7 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import tree
-from .protocol import zero
+from .protocol import instance_for, zero
 from .runners import _recorded_cast, _Run, _scalar_seed
 from .tape import BVar
 from .tree import LEAF_DEF, TreeDef, flatten, unflatten
@@ -149,6 +152,46 @@ def _check_shapes(gs: list[Any], ss: list[Any], td: TreeDef, who: str) -> None:
             )
 
 
+def _leafwise(
+    who: str, ops: str, td: TreeDef, fn: Callable[..., Any], *columns: list[Any]
+) -> list[Any]:
+    """``[fn(*xs) for xs in zip(*columns)]``, the columns holding a value per leaf of the
+    gradients ``td``.  If ``fn`` raises TypeError on a leaf of a registered type (which
+    has no arithmetic of its own), the error names that leaf."""
+    try:
+        return [fn(*xs) for xs in zip(*columns)]
+    except TypeError as e:
+        for i, xs in enumerate(zip(*columns)):
+            t = next((type(x) for x in xs if instance_for(type(x)) is not None), None)
+            if t is not None:
+                try:
+                    fn(*xs)  # (fn is pure: running it again changes nothing)
+                except TypeError:
+                    path = tree.leaf_paths(td, "grads")[i]
+                    raise _no_arithmetic(who, f"gradient at {path}", t, ops, e) from e
+        raise
+
+
+def _no_arithmetic(who: str, where: str, t: type, ops: str, e: TypeError) -> TypeError:
+    """The error for a leaf of the registered type ``t`` that lacks the operators ``ops``."""
+    name = t.__name__
+    return TypeError(
+        f"{who}: the {where} is a {name}, a type registered with register_backprop, "
+        f"without the arithmetic {who.split('.')[0]} needs on every leaf it updates "
+        f"({ops}): {e}. The Backprop protocol (zero, add, one) has no scaling; define these "
+        f"operators on {name}, or express the parameters as float arrays"
+    )
+
+
+def _refuse_registered(who: str, td: TreeDef, i: int, p: Any, e: TypeError) -> None:
+    """If ``p``, leaf ``i`` of the parameters ``td``, whose ``+`` raised ``e``, is of a
+    registered type, raise the error naming it."""
+    t = type(p)
+    if instance_for(t) is not None:
+        where = f"parameter at {tree.leaf_paths(td, 'params')[i]}"
+        raise _no_arithmetic(who, where, t, f"+ of two {t.__name__} values", e) from e
+
+
 def sgd(lr: ScalarOrSchedule) -> GradientTransformation:
     """Plain stochastic gradient descent.
 
@@ -179,7 +222,8 @@ def sgd(lr: ScalarOrSchedule) -> GradientTransformation:
         _check_state(state, SgdState, "sgd.update")
         leaves, td = flatten(grads)
         scale = -lr_k(int(state.step))
-        return unflatten(td, [scale * g for g in leaves]), SgdState(state.step + 1.0)
+        us = _leafwise("sgd.update", "multiplication by a float", td, lambda g: scale * g, leaves)
+        return unflatten(td, us), SgdState(state.step + 1.0)
 
     return GradientTransformation(init, update)
 
@@ -227,8 +271,11 @@ def momentum(lr: ScalarOrSchedule, mu: ScalarOrSchedule) -> GradientTransformati
         _check_shapes(gs, vs, gtd, "momentum.update")
         k = int(state.step)
         a, b = lr_k(k), mu_k(k)
-        new_v = [_as_state(v, a * g + b * v) for g, v in zip(gs, vs)]
-        updates = unflatten(gtd, [-v for v in new_v])
+        ops = "+, unary - and multiplication by a float"
+        new_v = _leafwise(
+            "momentum.update", ops, gtd, lambda g, v: _as_state(v, a * g + b * v), gs, vs
+        )
+        updates = unflatten(gtd, _leafwise("momentum.update", ops, gtd, lambda v: -v, new_v))
         return updates, MomentumState(state.step + 1.0, unflatten(vtd, new_v))
 
     return GradientTransformation(init, update)
@@ -299,9 +346,20 @@ def adam(
         # would otherwise turn the state float64, and it would no longer load into
         # opt.init(params); float16 parameters have float32 moments, see _moment_zero)
         ws = [_wide(g) for g in gs]
-        ms = [_as_state(m, b1 * m + c1 * w) for m, w in zip(moments[:n], ws)]
-        vs = [_as_state(v, b2 * v + c2 * (w * w)) for v, w in zip(moments[n:], ws)]
-        us = [_adam_step(m, v, scale, vscale, eps, g) for m, v, g in zip(ms, vs, gs)]
+        ops = "+, *, / and ** with floats and with itself"
+
+        def first(w: Any, m: Any) -> Any:
+            return _as_state(m, b1 * m + c1 * w)
+
+        def second(w: Any, v: Any) -> Any:
+            return _as_state(v, b2 * v + c2 * (w * w))
+
+        def step(g: Any, m: Any, v: Any) -> Any:
+            return _adam_step(m, v, scale, vscale, eps, g)
+
+        ms = _leafwise("adam.update", ops, gtd, first, ws, moments[:n])
+        vs = _leafwise("adam.update", ops, gtd, second, ws, moments[n:])
+        us = _leafwise("adam.update", ops, gtd, step, gs, ms, vs)
         mu, nu = unflatten(std, ms + vs)
         return unflatten(gtd, us), AdamState(state.step + 1.0, mu, nu)
 
@@ -393,7 +451,11 @@ def apply_updates(params: Any, updates: Any) -> Any:
             )
         if type(p) is float and isinstance(u, (np.floating, np.ndarray)):
             u = float(u)  # (p + np.float32(u) would round p to float32)
-        x = p + u
+        try:
+            x = p + u
+        except TypeError as e:
+            _refuse_registered("apply_updates", ptd, i, p, e)
+            raise
         t = type(p)
         if type(x) is not t or (t is np.ndarray and x.dtype != p.dtype):
             x = _like(p, x)
@@ -446,7 +508,11 @@ def descend(f: Callable[..., Any], params: Any, lr: float, *args: Any, **kwargs:
         if type(p) is np.ndarray and type(steps[i]) is np.ndarray and _sole_reference(steps, i):
             ps[i] = np.add(steps[i], p, out=steps[i])  # the step's memory: the new parameter
         else:
-            x = p + steps[i]
+            try:
+                x = p + steps[i]
+            except TypeError as e:
+                _refuse_registered("descend", td, i, p, e)
+                raise
             ps[i] = x if type(x) is type(p) and not _dtype_changed(p, x) else _like(p, x)
     return value, unflatten(td, ps)
 
