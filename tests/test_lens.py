@@ -372,6 +372,16 @@ def test_a_selector_that_depends_on_the_value_is_refused(selector: Any) -> None:
         lens.where(selector)
 
 
+@pytest.mark.parametrize(
+    "selector", [lambda n: n.w[n.i], lambda n: n["w"][(0, n["i"])], lambda n: n.d[n.key]]
+)
+def test_a_selector_indexing_with_a_part_of_its_argument_is_refused(selector: Any) -> None:
+    # It used to build a lens whose key was the stand-in, failing only when used (with
+    # "unhashable type: '_PathRecorder'" on a dict).
+    with pytest.raises(TypeError, match="indexes with a part of its argument"):
+        lens.where(selector)
+
+
 def test_attr_takes_one_name_not_a_dotted_path() -> None:
     with pytest.raises(ValueError, match=r"for a path use attr\('inner'\) / attr\('w'\)"):
         attr("inner.w")

@@ -861,6 +861,12 @@ class _PathRecorder:
         return _PathRecorder(steps + (_Attr(name),))
 
     def __getitem__(self, key: Any) -> Any:
+        # A key read off the argument (n.w[n.i]) would put the stand-in itself in the path.
+        if any(type(k) is _PathRecorder for k in (key if type(key) is tuple else (key,))):
+            raise TypeError(
+                "the selector indexes with a part of its argument, so its path depends on "
+                "the value; read the index outside the selector"
+            )
         steps = object.__getattribute__(self, "_path_steps")
         return _PathRecorder(steps + (_Item(key),))
 
