@@ -651,3 +651,14 @@ def test_get_and_in_on_a_bvar_of_a_dict_are_lookups(monkeypatch: pytest.MonkeyPa
     assert g["k1"] == 2.0 and sum(g.values()) == 2.0
     with pytest.raises(TypeError, match="unhashable"):
         hetgrad.grad_bp(lambda v: [] in v, {"a": 1.0})
+
+
+def test_over_var_of_leaves_returning_structures_keeps_the_value_plain() -> None:
+    def f(v: Any) -> Any:
+        t = over_var(v, leaves, lambda a: {"x": a, "y": [a * 2.0]})
+        # .value is the primal structure: it held the BVars themselves.
+        assert t.value == {"a": {"x": 1.0, "y": [2.0]}, "b": {"x": 3.0, "y": [6.0]}}
+        assert all(type(a) is float for a in flatten(t.value)[0])
+        return view_var(t, item("a") / item("y") / item(0)) * t["b"]["x"]
+
+    assert grad_bp(f, {"a": 1.0, "b": 3.0}) == {"a": 6.0, "b": 2.0}

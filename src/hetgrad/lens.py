@@ -672,7 +672,7 @@ class _Leaves(_Step):
         if not isinstance(s, BVar):
             return self.over(s, f)
         found, td = flatten(s)
-        return build_view(td, iter([f(a) for a in found]), s._tape)
+        return build_view(td, iter([as_child(f(a)) for a in found]), s._tape)
 
     def vput(self, s: Any, x: Any) -> Any:
         return self.vover(s, lambda _: x)
