@@ -191,3 +191,14 @@ def test_a_bvar_of_a_container_is_an_instance_of_its_type(x: Any) -> None:
     g = hetgrad.grad_bp(_sum_of_squares, x)
     assert same(g, tree_map(lambda v: 2.0 * v, x))
     assert hetgrad.grad_bp(lambda v: v[0] * (2.0 if isinstance(v, list) else 1.0), [1.0]) == [2.0]
+
+
+def test_a_dataclass_field_never_assigned_is_named() -> None:
+    @dataclasses.dataclass
+    class Unset:
+        w: float
+        c: float = dataclasses.field(init=False)
+
+    # It was the bare AttributeError "'Unset' object has no attribute 'c'", with no path.
+    with pytest.raises(TypeError, match=r"at args\[0\]\['x'\]: field 'c' of this Unset was never"):
+        hetgrad.grad_bp(lambda d: d["x"].w * 2.0, {"x": Unset(1.0)})

@@ -207,9 +207,20 @@ def _dataclass_container(cls: type) -> Container:
     get = operator.attrgetter(*names) if len(names) > 1 else None
 
     def split(x: Any) -> tuple[Any, list[Any]]:
-        if get is not None:
-            return cls, list(get(x))
-        return cls, [getattr(x, n) for n in names]
+        try:
+            if get is not None:
+                return cls, list(get(x))
+            return cls, [getattr(x, n) for n in names]
+        except AttributeError:
+            unset = [n for n in names if not hasattr(x, n)]
+            if not unset:
+                raise
+            raise UnsupportedLeafError(
+                x,
+                f"field {unset[0]!r} of this {cls.__name__} was never assigned (a field with "
+                "init=False and no default must be set in __post_init__); give it a default "
+                "or assign it",
+            ) from None
 
     # Rebuilding bypasses __init__ and __post_init__: a gradient or an optimizer update is
     # not a valid "parameter set" for validators, and init=False fields must survive too.
