@@ -487,6 +487,77 @@ def test_isinstance_and_match_see_the_record_type_inside_a_runner() -> None:
     grad_bp(kinds, Dense(1.0))
 
 
+def test_dataclass_functions_see_a_dataclass_inside_a_runner() -> None:
+    """is_dataclass, fields, replace, asdict and astuple work on a BVar of a dataclass as on
+    the dataclass (a regularizer looping over ``fields(net)`` is common)."""
+
+    @dataclasses.dataclass
+    class Pair:
+        w: float
+        b: float
+
+    p = Pair(1.0, 2.0)
+
+    def branch(v: Any) -> Any:  # takes the same side under differentiation
+        return v.w * (2.0 if dataclasses.is_dataclass(v) else 1.0)
+
+    def squares(v: Any) -> Any:
+        return sum(getattr(v, f.name) ** 2 for f in dataclasses.fields(v))
+
+    def replaced(v: Any) -> Any:  # your class with BVar fields, as split_bv: 3 w^2
+        r = dataclasses.replace(v, b=v.w * 3.0)
+        return r.w * r.b
+
+    def as_dict(v: Any) -> Any:
+        return dataclasses.asdict(v)["w"] * dataclasses.astuple(v)[1]
+
+    assert grad_bp(branch, p) == Pair(2.0, 0.0)
+    assert grad_bp(squares, p) == Pair(2.0, 4.0)
+    assert grad_bp(replaced, p) == Pair(6.0, 0.0)
+    assert grad_bp(as_dict, p) == Pair(2.0, 1.0)
+
+
+def test_get_and_in_are_lookups_on_a_bvar_of_any_plain_dict_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections import OrderedDict, defaultdict
+
+    from hetgrad.tape import TreeVar
+
+    def no_split(self: Any) -> Any:
+        raise AssertionError("the whole dict was rebuilt for one key")
+
+    class Mine(dict):  # type: ignore[type-arg]
+        pass
+
+    def f(v: Any) -> Any:
+        monkeypatch.setattr(TreeVar, "_split", no_split)
+        total = v.get("k1") * 2.0 + v.get("missing", 1.0) + ("k2" in v) * v["k2"] + ("zz" in v)
+        monkeypatch.undo()
+        return total
+
+    for kind in (OrderedDict, lambda items: defaultdict(float, items), Mine):
+        g = grad_bp(f, kind((f"k{i}", float(i)) for i in range(3)))
+        assert dict(g) == {"k0": 0.0, "k1": 2.0, "k2": 1.0}
+
+    class Lower(dict):  # type: ignore[type-arg]
+        """A subclass with its own lookup keeps it."""
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            return super().get(key.lower(), default)
+
+        def __contains__(self, key: Any) -> bool:
+            return super().__contains__(key.lower())
+
+    assert grad_bp(lambda v: v.get("A") * ("A" in v), Lower(a=2.0)) == Lower(a=1.0)
+
+
+def test_a_field_named_like_an_engine_attribute_is_refused_by_name() -> None:
+    Clash = dataclasses.make_dataclass("Clash", [("_value", float), ("b", float)])
+    with pytest.raises(TypeError, match="field '_value' of Clash .* rename the field"):
+        grad_bp(lambda c: c.b, Clash(1.0, 2.0))
+
+
 def test_a_focus_that_is_none_is_found_not_missing() -> None:
     assert hetgrad.eval_bp(lambda d: preview_var_or_raise(d, item("opt")), {"opt": None}) is None
     with pytest.raises(LookupError, match="does not match"):

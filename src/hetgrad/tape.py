@@ -27,6 +27,7 @@ tape closes when its runner returns, after which its BVars cannot be used.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 import threading
@@ -1310,7 +1311,7 @@ class TreeVar(BVar):
             return self._children[i]
         if name.startswith("__"):
             raise AttributeError(name)
-        if name == "get" and self._container is tree.DICT:
+        if name == "get" and _dict_lookup(self._container.record):
             return self._get  # (one lookup, where the split dict costs O(n) per call)
         split = self._split()
         found = getattr(split, name)
@@ -1340,7 +1341,7 @@ class TreeVar(BVar):
         return iter(self._split())
 
     def __contains__(self, key: Any) -> bool:
-        if self._container is tree.DICT:
+        if _dict_lookup(self._container.record):
             return self._index_of(key) is not None  # (O(1), as for a dict)
         return key in self._split()
 
@@ -1398,6 +1399,13 @@ class TreeVar(BVar):
             f"numpy.{ufunc.__name__} was given a BVar of a {self._container.name}; NumPy "
             "functions take BVars of arrays or numbers (use hetgrad.tree_map over the fields)"
         )
+
+
+def _dict_lookup(t: type | None) -> bool:
+    """True if ``t`` is a dict type whose ``get`` and ``in`` are dict's own, which a BVar
+    of it answers by key (a subclass's own methods need the split value)."""
+    return (t is not None and issubclass(t, dict) and t.get is dict.get
+            and t.__contains__ is dict.__contains__)  # fmt: skip
 
 
 _STRUCTURE_OPERATORS = {
@@ -1508,21 +1516,46 @@ def view_class(container: Container) -> type[TreeVar]:
     would fail a lookup and fall back to ``__getattr__`` (~0.8 us)."""
     cls = container.view
     if cls is None:
+        _refuse_internal_names(container)
         fields = {n: i for n, i in container.attributes.items() if not hasattr(TreeVar, n)}
         cls = TreeVar
-        if fields or container.record is not None:
+        record = container.record
+        if fields or record is not None:
             namespace: dict[str, Any] = {"__slots__": ()}
             for name, i in fields.items():
                 namespace[name] = _field(i)
-            if container.record is not None:
+            if record is not None:
                 # isinstance(v, Layer) is True for a BVar of a Layer, as for the Layer your
                 # code gets outside a runner: a branch on the type must not change under
                 # differentiation (and ``case Layer(w=w)`` matches).  type(v) is unchanged.
-                namespace["__class__"] = _record_class(container.record)
+                namespace["__class__"] = _record_class(record)
+            if record is not None and dataclasses.is_dataclass(record):
+                # And dataclasses.is_dataclass, fields, replace and asdict see a dataclass
+                # (replace and asdict then build your class with BVar fields, as split_bv).
+                namespace["__dataclass_fields__"] = record.__dataclass_fields__
+                namespace["__dataclass_params__"] = record.__dataclass_params__  # type: ignore[attr-defined]
             cls = type(f"TreeVar[{container.name}]", (TreeVar,), namespace)
             tree._kinds[cls] = VIEW
         container.view = cls
     return cls
+
+
+# Attributes of the engine's own on every BVar of a structure: a field of that name could
+# not be read as an attribute (the engine's would answer), so such a type is refused.
+_INTERNAL_NAMES = frozenset(
+    n for n in dir(TreeVar) if n.startswith("_") and not n.startswith("__")
+)
+
+
+def _refuse_internal_names(container: Container) -> None:
+    clash = sorted(_INTERNAL_NAMES.intersection(container.attributes))
+    if clash:
+        raise TypeError(
+            f"the field {clash[0]!r} of {container.name} has the name of an attribute "
+            f"hetgrad's BVars keep for themselves ({', '.join(sorted(_INTERNAL_NAMES))}), "
+            "so it could not be read as an attribute under differentiation; rename the "
+            "field"
+        )
 
 
 def _record_class(record: type) -> property:
