@@ -219,6 +219,21 @@ def test_stop_gradient_and_const() -> None:
     np.testing.assert_array_equal(grad_bp(loss, np.array([1.0, 2.0])), [1.0, 2.0])
 
 
+def test_stop_gradient_cuts_a_bvar_held_in_a_static_field() -> None:
+    @dataclasses.dataclass
+    class Sized:
+        w: float
+        size: Any = dataclasses.field(default=1.0, metadata={"static": True})
+
+    # The static field was given a BVar: stop_gradient makes it a constant like the rest.
+    assert grad_bp(lambda y: hetgrad.stop_gradient(Sized(1.0, y * 1.0)).size * 2.0, 3.0) == 0.0
+    nested = lambda y: hetgrad.stop_gradient([Sized(y, [y * 1.0])])[0].size[0] * 2.0 + y
+    assert grad_bp(nested, 3.0) == 1.0
+    # Static values without BVars are kept as they are.
+    tag = ["a"]
+    assert hetgrad.stop_gradient(Sized(1.0, tag)).size is tag
+
+
 def test_a_bvar_keyword_argument_is_an_error_not_a_lost_gradient() -> None:
     @hetgrad.primitive
     def shift(x: Any, a: float = 0.0) -> Any:

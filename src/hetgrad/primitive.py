@@ -423,7 +423,35 @@ def stop_gradient(x: Any) -> Any:
         return x
     if t is BVar:
         return read_only(primal(x))
-    return tree.tree_map(lambda v: read_only(primal(v)), x)
+    leaves, td = flatten(x)
+    return unflatten(_constant_statics(td), [read_only(primal(v)) for v in leaves])
+
+
+def _constant_statics(td: TreeDef) -> TreeDef:
+    """``td`` with every BVar held in a static leaf (a field declared static, given a
+    BVar) made a constant too; ``td`` itself if there is none."""
+    children = []
+    for c in td.children:
+        if type(c) is tree.Static and _holds_bvar(c.value):
+            c = tree.Static(stop_gradient(c.value))
+        elif type(c) is TreeDef:
+            c = _constant_statics(c)
+        children.append(c)
+    if all(a is b for a, b in zip(children, td.children)):
+        return td
+    return TreeDef(td.container, td.aux, tuple(children))
+
+
+def _holds_bvar(x: Any) -> bool:
+    if isinstance(x, BVar):
+        return True
+    try:
+        leaves, td = flatten(x)
+    except tree.UnsupportedLeafError:  # (a static field may hold anything)
+        return False
+    if td.container is None:  # a number, string or array: no BVar
+        return False
+    return any(isinstance(v, BVar) for v in leaves) or _constant_statics(td) is not td
 
 
 def const(x: Any) -> Any:
