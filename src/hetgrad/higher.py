@@ -97,7 +97,9 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
 
     For arrays the result has shape ``out.shape + in.shape``.  For structures it is a
     structure of structures: the output's structure outside, the input's inside (a tuple of
-    them when ``argnums`` is a tuple).
+    them when ``argnums`` is a tuple).  Outputs are floats and float arrays: an output of a
+    type registered with ``register_backprop`` is a TypeError (pull a cotangent of that type
+    back with :func:`backprop_with` instead).
 
     >>> import numpy as np, hetgrad
     >>> hetgrad.jacobian(lambda x: x * x)(np.array([1.0, 2.0]))
