@@ -910,8 +910,9 @@ def computed_with_own_bvar(name: str) -> TypeError:
     it: that BVar was not an argument, so the op's rules would cut its gradient."""
     return TypeError(
         f"{name}: its forward pass computed with a BVar of the runner recording it, one "
-        "that is not an argument of its own (held in a list or dict argument, or in a "
-        "closure), so that BVar's gradient would be lost; pass it as an argument"
+        "that is not an argument of its own (held in a list or dict argument, in a field "
+        "declared static, or in a closure), so that BVar's gradient would be lost; pass it "
+        "as an argument"
     )
 
 
