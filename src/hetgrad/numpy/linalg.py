@@ -18,7 +18,11 @@ Conventions for the gradients:
   orthonormal basis: they have no gradient.  A loss that reads them raises ``ValueError``
   in the backward pass; one that reads only the first ``min(m, n)`` columns (or the
   singular values, or ``R``) is differentiated as usual.  ``qr`` takes wide matrices too.
-* ``norm`` has the subgradient 0 at 0 for every order, never NaN.
+* ``pinv`` and ``lstsq`` at a rank-deficient matrix have the constant-rank gradient (its
+  zero singular values stay zero, as in JAX); singular values that ``rcond`` (``rtol``)
+  drops but that are not zero are differentiated through like the rest of ``a``.
+* ``norm`` has the subgradient 0 at 0 for every order, never NaN, and refuses the axes
+  NumPy refuses (out of range, repeated).
 
 >>> import numpy as np, hetgrad, hetgrad.numpy as hnp
 >>> hetgrad.grad_bp(hnp.linalg.det, np.array([[2.0, 0.0], [0.0, 3.0]]))
@@ -59,6 +63,8 @@ from ..rules import prim, safe_quotient, swapaxes, unbroadcast
 from ..tape import primal
 from ._core import NP, kept, lift, ndim_of, shape_of
 from ._shape import reshape, tril, triu
+
+_AxisError: type[Exception] = getattr(np, "exceptions", np).AxisError  # (NumPy < 1.25: np)
 
 __all__ = [
     "LinAlgError", "cholesky", "cond", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv",
@@ -108,13 +114,33 @@ def _pinv_grad(g: Any, y: Any, a: Any, *args: Any, **kwargs: Any) -> Any:
         return _lower_part(_pinv_grad(g, y, s))
     m, n = shape_of(a)[-2:]
     gt, yt = _mT(g), _mT(y)
-    proj_out = np.eye(m) - a @ y  # I - A A+
+    a_y = a @ y  # the projection onto the singular vectors pinv kept
+    proj_out = np.eye(m) - a_y  # I - A A+
     proj_in = np.eye(n) - y @ a  # I - A+ A
-    return -(yt @ g @ yt) + proj_out @ gt @ y @ yt + yt @ y @ gt @ proj_in
+    out = -(yt @ g @ yt) + proj_out @ gt @ y @ yt + yt @ y @ gt @ proj_in
+    if np.any(np.trace(primal(a_y), axis1=-2, axis2=-1) < min(m, n) - 0.5):
+        out = out - _cut_part_grad(out, a, a_y)
+    return out
+
+
+def _cut_part_grad(g: Any, a: Any, a_y: Any) -> Any:
+    """The gradient through ``C`` of ``pinv(a) = pinv(a - C)``, ``C`` the part of ``a``'s
+    SVD that the cut-off dropped: ``g`` is the gradient at ``a - C``.  (Zero where the
+    dropped singular values are 0, where the above is the usual constant-rank gradient.)"""
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    # A singular triplet was cut iff A A+ does not keep its left vector.
+    kept = np.einsum("...ij,...ik,...kj->...j", primal(u), primal(a_y), primal(u)) > 0.5
+    s_cut = np.where(kept, 0.0, s)
+    g_v = g @ _mT(vh)
+    g_parts = (g_v * s_cut[..., None, :], np.where(kept, 0.0, np.sum(u * g_v, axis=-2)),
+               s_cut[..., :, None] * (_mT(u) @ g))  # fmt: skip
+    return _svd_grad(g_parts, (u, s, vh), a, full_matrices=False)
 
 
 inv_p = prim(np.linalg.inv, lambda g, y, a: -(_mT(y) @ g @ _mT(y)), name="inv")
 pinv_p = prim(np.linalg.pinv, _pinv_grad, name="pinv", nondiff=(1, 2))
+
+
 def _det_grad(g: Any, y: Any, a: Any) -> Any:
     """``g`` times the cofactor matrix: ``det(a) inv(a)^T``, or from the minors where ``a``
     is singular (the cofactors are finite there; one singular matrix in a stack is enough)."""
@@ -348,6 +374,17 @@ def _pnorm(x: Any, p: float, axis: Any = None, keepdims: bool = False) -> Any:
 pnorm_p = prim(_pnorm, _pnorm_grad, name="norm", nondiff=(1, 2))
 
 
+def _norm_axes(axis: Any, nd: int) -> tuple[int, ...]:
+    """``axis`` made non-negative, refused as NumPy refuses it (out of range, repeated)."""
+    for a in axis:
+        if not -nd <= int(a) < nd:
+            raise _AxisError(int(a), nd)
+    out = tuple(int(a) % nd for a in axis)
+    if len(set(out)) != len(out):
+        raise ValueError("Duplicate axes given.")
+    return out
+
+
 @lift(np.linalg.norm)
 def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
     nd = ndim_of(x)
@@ -359,7 +396,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         axis = tuple(range(nd))
     if isinstance(axis, (int, np.integer)):
         axis = (int(axis),)
-    axis = tuple(int(a) % nd for a in axis)
+    axis = _norm_axes(axis, nd)
     if len(axis) == 1:
         if isinstance(ord, str):
             raise ValueError(f"Invalid norm order '{ord}' for vectors")
@@ -368,7 +405,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
         if ord == 1:
             return np.sum(np.abs(x), axis=axis, keepdims=keepdims)
         if ord == np.inf:
-            return np.max(np.abs(x), axis=axis, keepdims=keepdims)
+            return np.max(np.abs(x), axis=axis, keepdims=keepdims, initial=0.0)
         if ord == -np.inf:
             return np.min(np.abs(x), axis=axis, keepdims=keepdims)
         if ord == 0:
@@ -378,22 +415,23 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
     if len(axis) != 2:
         raise ValueError("Improper number of dimensions to norm.")
     r, c = axis
-    if ord is None or ord == "fro":
+    if ord is None or ord in ("fro", "f"):
         return l2_p(x, axis, keepdims)
     if ord in (1, -1, np.inf, -np.inf):
         summed, other = (r, c) if ord in (1, -1) else (c, r)
         col = np.sum(np.abs(x), axis=summed, keepdims=True)
-        out = (np.max if ord > 0 else np.min)(col, axis=other, keepdims=True)
+        out = (np.max(col, axis=other, keepdims=True, initial=0.0) if ord > 0
+               else np.min(col, axis=other, keepdims=True))  # fmt: skip
     elif ord in ("nuc", 2, -2):
         s = np.linalg.svd(np.moveaxis(x, (r, c), (-2, -1)), compute_uv=False)
-        out = np.sum(s, axis=-1) if ord == "nuc" else (np.max if ord == 2 else np.min)(s, -1)
+        out = (np.sum(s, axis=-1) if ord == "nuc" else np.max(s, -1, initial=0.0) if ord == 2
+               else np.min(s, -1))  # fmt: skip
         if keepdims:
             out = reshape(out, tuple(1 if i in axis else n for i, n in enumerate(shape_of(x))))
         return out
     else:
         raise ValueError("Invalid norm order for matrices.")
-    return out if keepdims else reshape(out, tuple(n for i, n in enumerate(shape_of(out))
-                                                    if i not in axis))  # fmt: skip
+    return out if keepdims else out[tuple(0 if i in axis else slice(None) for i in range(nd))]
 
 
 @lift(np.linalg.matrix_power)

@@ -1,0 +1,84 @@
+"""``hetgrad.numpy.linalg`` at the points the table tests do not reach: cut-off singular
+values, refused axes, empty matrices and result types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hetgrad
+
+AxisError = getattr(np, "exceptions", np).AxisError
+
+
+def _with_singular_values(rng: np.random.Generator, m: int, n: int, s: list[float]) -> Any:
+    u = np.linalg.qr(rng.standard_normal((m, m)))[0][:, : len(s)]
+    v = np.linalg.qr(rng.standard_normal((n, n)))[0][:, : len(s)]
+    return (u * s) @ v.T
+
+
+def test_pinv_and_lstsq_gradients_where_the_cut_off_drops_a_nonzero_singular_value() -> None:
+    # rcond=0.1 drops 0.2 (and 0.05): pinv is smooth there, and its gradient was the
+    # constant-rank one, as if the dropped singular values were 0 (off by about 10%).
+    rng = np.random.default_rng(0)
+    tall = _with_singular_values(rng, 4, 3, [3.0, 1.0, 0.2])
+    stack = np.stack([_with_singular_values(rng, 3, 3, s)
+                      for s in ([3.0, 1.0, 0.2], [3.0, 1.0, 0.5], [2.0, 0.1, 0.05])])  # fmt: skip
+    q = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    sym = (q * [3.0, -1.0, 0.2, -0.1]) @ q.T
+    hetgrad.check_grads(lambda a: np.linalg.pinv(a, rcond=0.1), tall, order=2, rng=0)
+    hetgrad.check_grads(lambda a: np.linalg.pinv(a, rcond=0.1), tall.T, rng=0)
+    hetgrad.check_grads(lambda a: np.linalg.pinv(a, rcond=0.1), stack, rng=0)
+    hetgrad.check_grads(lambda a: np.linalg.pinv(a, rcond=0.1, hermitian=True), sym, rng=0)
+    b = rng.standard_normal((4, 2))
+    hetgrad.check_grads(lambda a, c: np.linalg.lstsq(a, c, rcond=0.1)[0], tall, b, rng=0)
+
+
+def test_pinv_of_a_rank_deficient_matrix_keeps_the_constant_rank_gradient() -> None:
+    # (JAX's convention: the zero singular values stay zero)
+    a = np.array([[1.0, 2.0], [2.0, 4.0], [0.0, 0.0]])
+    w = np.arange(6.0).reshape(2, 3)
+    y = np.linalg.pinv(a)
+    want = -(y.T @ w @ y.T) + (np.eye(3) - a @ y) @ w.T @ y @ y.T
+    want += y.T @ y @ w.T @ (np.eye(2) - y @ a)
+    got = hetgrad.grad(lambda m: np.sum(np.linalg.pinv(m) * w))(a)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ord_", [None, 1, 2, 3, np.inf, -np.inf])
+@pytest.mark.parametrize("axis", [2, -3, (0, 2), (-3, 1)])
+def test_norm_refuses_an_axis_out_of_range(ord_: Any, axis: Any) -> None:
+    # axis 2 of a matrix was taken as axis 0: a norm (and gradient) along the wrong axis
+    with pytest.raises(AxisError):
+        hetgrad.grad(lambda a: np.sum(np.linalg.norm(a, ord_, axis=axis)))(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("ord_", [None, "fro", 1, -1, 2, np.inf, -np.inf])
+@pytest.mark.parametrize("axis", [(0, 0), (1, -1)])
+def test_norm_refuses_duplicate_axes(ord_: Any, axis: Any) -> None:
+    with pytest.raises(ValueError, match="Duplicate axes"):
+        hetgrad.grad(lambda a: np.sum(np.linalg.norm(a, ord_, axis=axis)))(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(("ord_", "axis", "shape"), [
+    (np.inf, 1, (2, 0)), (1, (1, 2), (2, 0, 0)), (np.inf, (1, 2), (2, 0, 3)),
+    (2, (1, 2), (2, 0, 0)), ("nuc", (1, 2), (2, 3, 0)),
+])  # fmt: skip
+def test_norms_of_empty_vectors_and_matrices_are_numpys_zeros(
+    ord_: Any, axis: Any, shape: tuple[int, ...]
+) -> None:
+    x = np.zeros(shape)
+    got, pullback = hetgrad.vjp(lambda a: np.linalg.norm(a, ord_, axis=axis), x)
+    np.testing.assert_array_equal(got, np.linalg.norm(x, ord_, axis=axis))
+    assert pullback(np.ones(2)).shape == shape
+
+
+@pytest.mark.parametrize("ord_", [None, "fro", "f", "nuc", 1, -1, 2, -2, np.inf, -np.inf])
+def test_matrix_norms_return_numpys_types(ord_: Any) -> None:
+    x = np.array([[0.3, -1.2, 2.0], [-0.7, 0.4, 1.1]])
+    got = hetgrad.vjp(lambda a: np.linalg.norm(a, ord_), x)[0]
+    want = np.linalg.norm(x, ord_)
+    assert type(got) is type(want) and got == pytest.approx(want)
+    hetgrad.check_grads(lambda a: np.linalg.norm(a, ord_), x)
