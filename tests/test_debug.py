@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,16 @@ def test_code_in_a_folder_named_like_numpy_is_located(tmp_path: object) -> None:
     with np.errstate(all="ignore"), hetgrad.debug_nans():
         with pytest.raises(FloatingPointError, match=r"train\.py:3 in loss"):
             hetgrad.grad_bp(namespace["loss"], np.array([1.0, -1.0]))
+
+
+def test_entered_inside_the_differentiated_function_it_warns() -> None:
+    def f(x: hetgrad.BVar) -> object:
+        with hetgrad.debug_nans():  # too late for this runner's tape
+            return np.sum(x * x)
+
+    with pytest.warns(RuntimeWarning, match="around the runner call"):
+        assert hetgrad.grad_bp(f, np.array([1.0, 2.0])).tolist() == [2.0, 4.0]
+    with hetgrad.debug_nans():  # around the runner: checked, and no warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert hetgrad.grad_bp(f, np.array([1.0, 2.0])).tolist() == [2.0, 4.0]

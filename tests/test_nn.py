@@ -322,3 +322,24 @@ def test_odd_inputs_of_the_elementwise_functions() -> None:
     np.testing.assert_allclose(nn.softplus(np.array([True, False])), [np.log1p(np.e), np.log(2)])
     assert nn.logsumexp(np.zeros((0, 3))) == -np.inf
     assert nn.softmax(np.zeros((3, 0))).shape == (3, 0)
+
+
+@pytest.mark.parametrize(
+    ("logits", "targets"),
+    [(np.array([[0.5], [-1.0]]), np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])),
+     (np.array([0.1, 0.2, 0.3]), np.array([[2.0], [3.0], [1.0]]))],
+)  # fmt: skip
+def test_cross_entropy_broadcast_along_the_classes_either_way(logits: Any, targets: Any) -> None:
+    """One-class logits against many-class targets (log_softmax is 0: no gradient), and
+    targets broadcast along the classes of logits with fewer axes."""
+    if logits.shape[-1] == 1:
+        assert hetgrad.grad_bp(lambda z: nn.cross_entropy(z, targets), logits).tolist() == [
+            [0.0], [0.0]]  # fmt: skip
+    hetgrad.check_grads(nn.cross_entropy, logits, targets, order=2)
+
+
+def test_softmax_family_takes_integers_and_booleans_as_sigmoid_does() -> None:
+    ints, floats = np.array([[1, 2, 3]]), np.array([[1.0, 2.0, 3.0]])
+    for f in (nn.softmax, nn.log_softmax, lambda z: nn.cross_entropy(z, np.eye(3)[[1]])):
+        np.testing.assert_array_equal(f(ints), f(floats))
+    np.testing.assert_array_equal(nn.softmax(np.array([True, False])), nn.softmax([1.0, 0.0]))

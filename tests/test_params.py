@@ -156,3 +156,15 @@ def test_params_divided_by_a_numpy_zero_follow_numpy() -> None:
     with np.errstate(divide="ignore"):
         out = P(np.ones(2), 1.0) / np.float64(0.0)
     assert out.w.tolist() == [np.inf, np.inf] and out.b == np.inf and type(out.b) is float
+
+
+def test_a_zero_dimensional_array_leaf_stays_an_array() -> None:
+    @dataclasses.dataclass
+    class P(hetgrad.Params):
+        scale: np.ndarray
+        b: float
+
+    p = P(np.array(2.0, np.float32), 1.0)
+    for out in (p * 2.0, 2.0 * p, p + p, p - p, p / np.float32(2.0), -p):
+        assert type(out.scale) is np.ndarray and out.scale.shape == ()
+        assert out.scale.dtype == np.float32 and type(out.b) is float

@@ -14,6 +14,7 @@ import contextlib
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,7 +50,9 @@ def debug_nans() -> Iterator[None]:
 
     Inside the block every recorded operation checks its value, and its gradient rules
     check what they return; the error names the operation and the line of your code that
-    called it.  Runs slower: use it to find a problem, not to train.
+    called it.  Runs slower: use it to find a problem, not to train.  The block goes
+    around the runner call (``grad_bp``, ``backprop``, ...): entered inside the function
+    being differentiated it cannot check that runner's operations, and warns so.
 
     >>> import numpy as np, hetgrad
     >>> with hetgrad.debug_nans(), np.errstate(invalid="ignore"):
@@ -59,6 +62,7 @@ def debug_nans() -> Iterator[None]:
     FloatingPointError: debug_nans: log produced a value that is not finite ...
     """
     global _open_blocks
+    _warn_if_recording()
     depth = getattr(_state, "depth", None)
     if depth is None:
         depth = _state.depth = [0]
@@ -71,6 +75,20 @@ def debug_nans() -> Iterator[None]:
         with _count_lock:
             _open_blocks -= 1
             depth[0] -= 1
+
+
+def _warn_if_recording() -> None:
+    """Warn if a runner of this thread records without checks (its block began inside)."""
+    from .tape import active_tapes  # (tape imports this module)
+
+    if any(type(t.nodes) is list for t in active_tapes()):
+        warnings.warn(
+            "debug_nans() was entered inside a function being differentiated: the "
+            "operations of that runner are not checked; put the block around the runner "
+            "call (with hetgrad.debug_nans(): hetgrad.grad_bp(f, x))",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _call_site() -> str:

@@ -31,6 +31,7 @@ from .runners import (
     _argnums,
     _callable,
     _has_static_leaf,
+    _plain_argnums,
     backprop_with,
     grad,
     grad_bp,
@@ -114,6 +115,8 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
 
 
 def _jacobian(f: Callable[..., Any], argnums: int | Sequence[int], runner: str) -> Any:
+    argnums = _plain_argnums(argnums)
+
     def jac(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), runner)
         g = _partial(f, args, nums, kwargs)

@@ -89,14 +89,18 @@ def _relu(x: Any) -> Any:
     return np.maximum(x, 0)
 
 
+def _floats(x: Any) -> np.ndarray:
+    """``x`` as an array of floats: booleans and integers become float64, as sigmoid's."""
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(float)
+
+
 def _softplus(x: Any) -> Any:
     if type(x) is float:
         return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
     if isinstance(x, BVar):
         return softplus(x)
-    x = np.asarray(x)
-    if x.dtype.kind != "f":
-        x = x.astype(float)  # (booleans and integers, as sigmoid takes them)
+    x = _floats(x)
     y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
     return y if y.ndim else y[()]
 
@@ -104,7 +108,7 @@ def _softplus(x: Any) -> Any:
 def _softmax(x: Any, axis: int = -1) -> Any:
     if isinstance(x, BVar):
         return softmax(x, axis)
-    x = np.asarray(x)
+    x = _floats(x)
     e = np.exp(shift_by_max(x, x.max(axis=axis, keepdims=True, initial=-np.inf)))
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -199,6 +203,8 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     >>> nn.log_softmax(np.array([1000.0, -1000.0]))
     array([    0., -2000.])
     """
+    if not isinstance(x, BVar):
+        x = _floats(x)
     m = np.max(primal(x), axis=axis, keepdims=True, initial=-np.inf)
     shifted = shift_by_max(x, m)  # (0 where x and m are the same infinity)
     return shifted - logsumexp(shifted, axis=axis, keepdims=True)
@@ -224,7 +230,10 @@ def _ce_of(logp: np.ndarray, targets: Any) -> Any:
 def _cross_entropy(logits: Any, targets: Any) -> Any:
     if isinstance(logits, BVar) or isinstance(targets, BVar):
         return cross_entropy(logits, targets)
-    return _ce_of(_log_softmax_parts(np.asarray(logits))[0], targets)
+    logits = np.asarray(logits)
+    if logits.dtype.kind != "f":
+        logits = logits.astype(float)  # (as _floats: booleans and integers)
+    return _ce_of(_log_softmax_parts(logits)[0], targets)
 
 
 def _ce_logits_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
@@ -234,19 +243,27 @@ def _ce_logits_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
 def _scaled_residual(g: Any, p: Any, targets: Any) -> Any:
     """``g * (p * total - targets)``, ``total`` being each row's target sum (1 for one-hot
     or probability targets, when the product is skipped).  Targets broadcast along the
-    classes (a last axis of 1) count once per class."""
+    classes (a last axis of 1) count once per class; logits broadcast along the targets'
+    classes (one class, ``log_softmax`` 0 there) take each row's targets as one."""
     total = (targets.sum(axis=-1, keepdims=True) if type(targets) is np.ndarray
              else np.sum(targets, axis=-1, keepdims=True))  # fmt: skip
     t_shape, classes = np.shape(primal(targets)), np.shape(primal(p))[-1]
     if (t_shape[-1] if t_shape else 1) != classes:
-        total = total * classes
+        if classes == 1:
+            targets = total
+        else:
+            total = total * classes
     elif type(total) is np.ndarray and total.size == 1 and total.item() == 1.0:
         return g * (p - targets)
     return g * (p * total - targets)
 
 
 def _ce_targets_grad(g: Any, y: Any, logits: Any, targets: Any) -> Any:
-    return unbroadcast(-g * log_softmax(logits), targets)
+    grad = -g * log_softmax(logits)
+    shape = np.broadcast_shapes(np.shape(primal(logits)), np.shape(primal(targets)))
+    if np.shape(primal(grad)) != shape:  # (targets broadcast along the logits' classes)
+        grad = np.broadcast_to(grad, shape)
+    return unbroadcast(grad, targets)
 
 
 cross_entropy_p = prim(_cross_entropy, _ce_logits_grad, _ce_targets_grad, name="cross_entropy")

@@ -40,9 +40,18 @@ def _is_scalar(x: Any) -> bool:
     return type(v) is np.ndarray and v.ndim == 0 and v.dtype.kind in "biuf"
 
 
-def _keep_float(leaf: Any, y: Any) -> Any:
-    """A Python float leaf stays a Python float (``1.0 * np.float32(2)`` is a NumPy one)."""
-    return float(y) if type(leaf) is float and isinstance(y, np.floating) else y
+def _keep_type(leaf: Any, y: Any) -> Any:
+    """A Python float leaf stays a Python float (``1.0 * np.float32(2)`` is a NumPy one),
+    and a 0-d array a 0-d array (``np.array(1.0) * 2`` is a NumPy scalar).
+
+    >>> _keep_type(np.array(1.0), np.array(1.0) * 2)
+    array(2.)
+    """
+    if type(leaf) is float and isinstance(y, np.floating):
+        return float(y)
+    if type(leaf) is np.ndarray and isinstance(y, np.generic):
+        return np.asarray(y)
+    return y
 
 
 class Params:
@@ -70,8 +79,9 @@ class Params:
 
     def _combine(self: P, other: Any, op: Callable[[Any, Any], Any], reflected: bool) -> P:
         if type(other) is type(self):
-            fn = (lambda a, b: op(b, a)) if reflected else op
-            return tree_map(fn, self, other)
+            if reflected:
+                return tree_map(lambda a, b: _keep_type(a, op(b, a)), self, other)
+            return tree_map(lambda a, b: _keep_type(a, op(a, b)), self, other)
         if isinstance(other, Params) or not _is_scalar(other):
             if isinstance(other, np.ndarray):
                 raise TypeError(
@@ -81,7 +91,7 @@ class Params:
                 )
             return NotImplemented
         # A Python float leaf meets a NumPy scalar as a float64 one: np.float32(2) would
-        # round the leaf to float32 and _keep_float hide it behind the float type (and a
+        # round the leaf to float32 and _keep_type hide it behind the float type (and a
         # NumPy float64, unlike a Python float, divides by 0 as NumPy does).
         v = primal(other)
         exact = np.float64(v) if not isinstance(other, BVar) and isinstance(
@@ -89,7 +99,7 @@ class Params:
 
         def leaf(a: Any) -> Any:
             b = exact if type(a) is float else other
-            return _keep_float(a, op(b, a) if reflected else op(a, b))
+            return _keep_type(a, op(b, a) if reflected else op(a, b))
 
         return tree_map(leaf, self)
 
@@ -118,4 +128,4 @@ class Params:
         return self._combine(other, operator.truediv, True)
 
     def __neg__(self: P) -> P:
-        return tree_map(operator.neg, self)
+        return tree_map(lambda a: _keep_type(a, -a), self)

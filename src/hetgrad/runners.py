@@ -155,7 +155,11 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     if g is None:  # a leaf the function never read
         if t is np.ndarray:
             return np.zeros(x.shape, x.dtype)  # (zero's tree walk costs ~10x more)
-        return 0.0 if t is float else zero(x)
+        if t is float:
+            return 0.0
+        if isinstance(x, np.ndarray):  # a subclass (np.memmap, ...): an array of x's type
+            return np.zeros(x.shape, x.dtype).view(t)
+        return zero(x)
     if isinstance(g, BVar) or isinstance(x, BVar):
         return _recorded_cast(x, g)  # a gradient being differentiated by an outer runner
     if t is float:
@@ -170,6 +174,8 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
             g = g.copy()
         returned.add(id(g))
         return g
+    if isinstance(x, np.ndarray):  # a subclass (np.memmap, ...): an array of x's type
+        return _finish(x.view(np.ndarray), g, returned).view(t)
     if instance_for(t) is not None:
         return g
     return t(g)  # NumPy float scalars
@@ -206,7 +212,7 @@ def _scalar_seed(out: Any, runner: str, tape: Tape) -> tuple[Any, Any]:
     t = type(p)
     if t is float or isinstance(p, (np.floating, int, np.integer)) and not isinstance(p, bool):
         return value, one(p) if not isinstance(p, (int, np.integer)) else 1.0
-    if t is np.ndarray and p.shape == () and p.dtype.kind in "fiu":
+    if isinstance(p, np.ndarray) and p.shape == () and p.dtype.kind in "fiu":
         return value, np.ones_like(p, dtype=p.dtype if p.dtype.kind == "f" else float)
     if isinstance(out, BVar) and type(out) is not BVar:
         what = f"a BVar of a {out._container.name}"  # type: ignore[attr-defined]
@@ -324,22 +330,26 @@ def _aux_values(x: Any, tape: Tape) -> Any:
 
 
 def _argnums(argnums: int | Sequence[int], n: int, runner: str) -> tuple[int, ...]:
-    if isinstance(argnums, int) and not isinstance(argnums, bool):
-        nums: tuple[Any, ...] = (argnums,)
-    elif isinstance(argnums, (tuple, list)):
-        nums = tuple(argnums)
-    else:
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
+    if not isinstance(nums, (tuple, list)) or not all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in nums
+    ):
         raise TypeError(
             f"{runner}: argnums must be an int or a tuple of ints, got {argnums!r}"
         )
     for i in nums:
-        if not isinstance(i, int) or isinstance(i, bool) or not -n <= i < n:
+        if not -n <= i < n:
             raise ValueError(f"{runner}: argnums {argnums!r} out of range for {n} argument(s)")
-    out = tuple(i % n for i in nums)
+    out = tuple(int(i) % n for i in nums)
     if len(set(out)) != len(out):
         # Watching one argument twice would give the gradient to the second copy only.
         raise ValueError(f"{runner}: argnums {argnums!r} names an argument twice")
     return out
+
+
+def _plain_argnums(argnums: Any) -> Any:
+    """``argnums`` with a NumPy integer made an int (JAX takes any index)."""
+    return int(argnums) if isinstance(argnums, np.integer) else argnums
 
 
 def _callable(f: Any, runner: str) -> None:
@@ -355,7 +365,7 @@ def _value_and_gradients(
     try:
         out, aux = run.out, None
         if has_aux:
-            if not isinstance(out, tuple) or len(out) != 2:
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
                 raise TypeError(f"{runner}(has_aux=True) needs f to return a pair (output, aux)")
             out, aux = out
             aux = _aux_values(aux, run.tape)
@@ -481,6 +491,7 @@ def value_and_grad(
     """
 
     _callable(f, "value_and_grad")
+    argnums = _plain_argnums(argnums)
 
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), "value_and_grad")
@@ -506,6 +517,7 @@ def grad(
     """
 
     _callable(f, "grad")
+    argnums = _plain_argnums(argnums)
 
     def grad_f(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, len(args), "grad")

@@ -12,7 +12,9 @@ Conventions for the gradients:
   one by default), as NumPy does, so the gradient lives in that triangle.
 * ``eigh`` and ``svd`` gradients through the vectors are undefined where eigenvalues
   (singular values) coincide; hetgrad drops those pairs' terms instead of returning
-  NaN.
+  NaN.  There the eigenvalues themselves are differentiable only through losses that
+  treat the tied ones alike (``sum(w ** 2)``, a trace): a loss weighting them
+  differently has no gradient, and the one returned depends on NumPy's choice of basis.
 * ``svd`` with ``full_matrices=True`` (NumPy's default) and ``qr`` with
   ``mode="complete"`` of a rectangular matrix return extra columns that are an arbitrary
   orthonormal basis: they have no gradient.  A loss that reads them raises ``ValueError``
