@@ -228,6 +228,14 @@ def test_errors_of_hessian_and_jacobian_name_them(runner: str) -> None:
         getattr(hetgrad, runner)(lambda x: x * x)(2)
 
 
+def test_hessian_and_hvp_of_a_non_scalar_function_name_themselves() -> None:
+    x = np.ones(2)
+    with pytest.raises(TypeError, match="^hessian needs a function returning a real scalar"):
+        hessian(lambda v: v * v)(x)  # (was: "grad needs ...", a runner not called)
+    with pytest.raises(TypeError, match="^hvp needs a function returning a real scalar"):
+        hvp(lambda v: v * v, (x,), (x,))
+
+
 def test_an_integer_tangent_is_told_to_be_a_float() -> None:
     with pytest.raises(ValueError, match="a float \\(1.0, not 1\\)"):
         hetgrad.jvp(lambda x: x * x, (2.0,), (1,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import threading
 from collections import OrderedDict, defaultdict
 from typing import NamedTuple
@@ -272,6 +273,26 @@ def test_bad_argnums() -> None:
         grad(lambda x: x, argnums=2)(1.0)
 
 
+def test_argnums_may_be_numpy_integers_as_in_jax() -> None:
+    f = lambda x, y: x * y * y  # noqa: E731
+    assert grad(f, argnums=np.int64(1))(2.0, 3.0) == 12.0  # one int: one gradient
+    assert value_and_grad(f, argnums=np.int8(-1))(2.0, 3.0) == (18.0, 12.0)
+    assert grad(f, argnums=(np.int64(1), 0))(2.0, 3.0) == (12.0, 9.0)
+    assert hetgrad.jacobian(f, argnums=np.int32(0))(2.0, 3.0) == 9.0
+    assert hetgrad.hessian(f, argnums=np.int32(1))(2.0, 3.0) == 4.0
+    with pytest.raises(TypeError, match="argnums must be an int or a tuple of ints"):
+        grad(f, argnums=(1.0,))(2.0, 3.0)  # (was: "out of range")
+    with pytest.raises(TypeError, match="argnums must be an int or a tuple of ints"):
+        grad(f, argnums=(0, True))(2.0, 3.0)
+
+
+def test_has_aux_takes_a_list_pair_as_jax_does() -> None:
+    assert grad(lambda x: [x * x, x * 3.0], has_aux=True)(2.0) == (4.0, 6.0)
+    assert grad(lambda p: p, has_aux=True)([1.0, 2.0]) == ([1.0, 0.0], 2.0)
+    with pytest.raises(TypeError, match="pair"):
+        grad(lambda x: [x, x, x], has_aux=True)(1.0)
+
+
 # -- output checks ------------------------------------------------------------------------
 
 
@@ -388,6 +409,45 @@ def test_gradient_never_aliases_the_callers_cotangent() -> None:
     assert g is not ct and not np.shares_memory(g, ct)
     g += 1.0
     np.testing.assert_array_equal(ct, [1.0, 2.0])
+
+
+def test_a_wrong_cotangent_is_told_the_outputs_values_not_its_bvars() -> None:
+    @dataclasses.dataclass
+    class Tagged:
+        w: float
+        meta: object = dataclasses.field(default=None, metadata={"static": True})
+
+    _, pullback = backprop_with(lambda x: Tagged(x * 2.0, meta={"k": x * 3.0}), 1.0)
+    assert pullback(Tagged(1.0, meta={"k": 3.0})) == 2.0
+    with pytest.raises(TypeError, match="structure") as e:
+        pullback(Tagged(1.0))
+    assert "Static({'k': 3.0})" in str(e.value) and "BVar" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["memmap", "subclass"])
+def test_a_leaf_of_an_ndarray_subclass_gets_a_gradient_of_its_type(
+    kind: str, tmp_path: pathlib.Path
+) -> None:
+    class Sub(np.ndarray):
+        pass
+
+    def leaf() -> np.ndarray:
+        if kind == "memmap":
+            m = np.memmap(tmp_path / "w.bin", dtype=np.float32, mode="w+", shape=(3,))
+            m[:] = [1.0, 2.0, 3.0]
+            return m
+        return np.array([1.0, 2.0, 3.0], np.float32).view(Sub)
+
+    x = leaf()
+    # Read (was: TypeError from np.memmap(gradient)), and never read (was: a memmap
+    # error, and Sub(0), an empty array, for the subclass).
+    g, unused = grad_bp(lambda w, s: np.sum(w * w) * s, x, 1.0), grad_bp(lambda w, s: s, x, 1.0)
+    for got, want in ((g[0], [2.0, 4.0, 6.0]), (unused[0], [0.0, 0.0, 0.0])):
+        assert type(got) is type(x) and got.dtype == np.float32 and got.tolist() == want
+    _, pullback = backprop_with(lambda w: w * 2.0, x)
+    assert type(pullback(np.ones(3, np.float32))) is type(x)
+    # A 0-d array of the subclass is a scalar output.
+    assert grad_bp(lambda w: (w * w).sum(), x.view(Sub)).tolist() == [2.0, 4.0, 6.0]
 
 
 def test_aux_may_hold_objects_hetgrad_does_not_know() -> None:

@@ -33,8 +33,8 @@ from .runners import (
     _has_static_leaf,
     _plain_argnums,
     backprop_with,
-    grad,
     grad_bp,
+    gradient_of,
     pullback_of,
 )
 from .tape import primal
@@ -237,7 +237,7 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable
            [2., 6.]])
     """
     _callable(f, "hessian")
-    jac = _jacobian(grad(f, argnums), argnums, "hessian")
+    jac = _jacobian(gradient_of(f, argnums, False, "hessian"), argnums, "hessian")
 
     def hess(*args: Any, **kwargs: Any) -> Any:
         for i in _argnums(argnums, len(args), "hessian"):
@@ -277,7 +277,7 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     nums = tuple(range(len(primals)))
 
     def directional(*xs: Any) -> Any:
-        return _vdot(grad(f, nums)(*xs), tangents)
+        return _vdot(gradient_of(f, nums, False, "hvp")(*xs), tangents)
 
     out = grad_bp(directional, *primals)
     return (out,) if len(primals) == 1 else tuple(out)

@@ -87,7 +87,8 @@ class _Run:
         """Seed the output leaves that belong to this tape with cotangent ``ct``."""
         out_leaves, out_def = flatten(out)
         ct_leaves, ct_def = flatten(ct)
-        if not settled(out_def, self.tape).same_structure(ct_def):
+        out_def = settled(out_def, self.tape)
+        if not out_def.same_structure(ct_def):
             raise TypeError(
                 f"the cotangent's structure {ct_def!r} does not match the output's "
                 f"{out_def!r}; a cotangent has the output's structure, with a float (1.0, "
@@ -330,14 +331,10 @@ def _aux_values(x: Any, tape: Tape) -> Any:
 
 
 def _argnums(argnums: int | Sequence[int], n: int, runner: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
-    if not isinstance(nums, (tuple, list)) or not all(
-        isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in nums
-    ):
-        raise TypeError(
-            f"{runner}: argnums must be an int or a tuple of ints, got {argnums!r}"
-        )
+    nums = argnums if isinstance(argnums, (tuple, list)) else (argnums,)
     for i in nums:
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"{runner}: argnums must be an int or a tuple of ints, got {argnums!r}")
         if not -n <= i < n:
             raise ValueError(f"{runner}: argnums {argnums!r} out of range for {n} argument(s)")
     out = tuple(int(i) % n for i in nums)
@@ -517,11 +514,18 @@ def grad(
     """
 
     _callable(f, "grad")
+    return gradient_of(f, argnums, has_aux, "grad")
+
+
+def gradient_of(
+    f: Callable[..., Any], argnums: int | Sequence[int], has_aux: bool, runner: str
+) -> Callable[..., Any]:
+    """:func:`grad`, its errors naming ``runner`` (``hessian``, ``hvp``)."""
     argnums = _plain_argnums(argnums)
 
     def grad_f(*args: Any, **kwargs: Any) -> Any:
-        nums = _argnums(argnums, len(args), "grad")
-        _, aux, grads = _value_and_gradients(f, args, nums, kwargs, has_aux, "grad")
+        nums = _argnums(argnums, len(args), runner)
+        _, aux, grads = _value_and_gradients(f, args, nums, kwargs, has_aux, runner)
         g = grads[0] if isinstance(argnums, int) else tuple(grads)
         return (g, aux) if has_aux else g
 
