@@ -438,6 +438,26 @@ def test_descend_never_writes_into_an_array_someone_keeps() -> None:
     np.testing.assert_array_equal(kept, [-0.5, -0.5, -0.5])  # still -lr * 2, unchanged
 
 
+def test_where_reference_counts_are_not_exact_steps_and_gradients_are_fresh_arrays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On interpreters whose reference counts hetgrad does not trust (CPython 3.14's borrowed
+    references, free-threaded builds), nothing is handed over: a custom op's gradient
+    array, kept or not, is copied."""
+    import hetgrad.optim
+    import hetgrad.runners
+
+    monkeypatch.setattr(hetgrad.runners, "REFCOUNTS_EXACT", False)
+    monkeypatch.setattr(hetgrad.optim, "REFCOUNTS_EXACT", False)
+    for keep in (False, True):
+        _, new, seen = _step_through_a_custom_op(keep_array=keep)
+        assert new is not (seen if keep else seen())
+    kept = np.full(2, 3.0)
+    slope = hetgrad.op1(lambda x: (np.sum(x * 3.0), lambda g: kept))
+    g = hetgrad.grad_bp(slope, np.zeros(2))
+    assert g is not kept and g.tolist() == [3.0, 3.0]
+
+
 def test_sole_reference() -> None:
     items = [np.ones(3), np.ones(3), np.ones(3)[1:], np.ones(3)]
     held = items[1]

@@ -139,8 +139,15 @@ def _has_static_leaf(td: TreeDef) -> bool:
 # References to a gradient array that nothing else holds, as _finish sees it: the list of
 # gradients, _finish's argument, and getrefcount's own.  More means someone else holds it
 # (a custom rule returning an array it keeps): then the caller gets a copy, so writing
-# into one gradient cannot change another, or the rule's array.
+# into one gradient cannot change another, or the rule's array.  The count is exact on
+# the CPython versions tested (3.10 to 3.13, with the GIL); CPython 3.14 may skip counting
+# references it borrows, and a free-threaded build counts per thread, so there every
+# gradient array is copied (REFCOUNTS_EXACT is False): slower, never shared.
 _UNSHARED = 3
+REFCOUNTS_EXACT = (
+    sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+    and getattr(sys, "_is_gil_enabled", lambda: True)()
+)  # fmt: skip
 
 
 def _finish(x: Any, g: Any, returned: set[int]) -> Any:
@@ -148,7 +155,7 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
     t = type(x)
     if t is np.ndarray and type(g) is np.ndarray:
         if (g.shape == x.shape and g.dtype == x.dtype and id(g) not in returned
-                and sys.getrefcount(g) <= _UNSHARED):  # fmt: skip
+                and sys.getrefcount(g) <= _UNSHARED and REFCOUNTS_EXACT):  # fmt: skip
             flags = g.flags  # (which holds a reference to g: counted before it)
             if flags.owndata and flags.writeable:
                 returned.add(id(g))
@@ -171,7 +178,7 @@ def _finish(x: Any, g: Any, returned: set[int]) -> Any:
             if g.shape != x.shape:
                 g = np.broadcast_to(g, x.shape)
         if (not g.flags.writeable or id(g) in returned or not g.flags.owndata
-                or sys.getrefcount(g) > _UNSHARED):  # fmt: skip
+                or sys.getrefcount(g) > _UNSHARED or not REFCOUNTS_EXACT):  # fmt: skip
             g = g.copy()
         returned.add(id(g))
         return g
