@@ -99,3 +99,16 @@ def test_add_of_a_float_and_an_array_is_refused_on_either_side() -> None:
         with pytest.raises(ValueError, match="cannot add"):
             add(x, y)
     assert add(1.0, np.float64(2.0)) == 3.0
+
+
+def test_zero_and_one_of_an_array_subclass_are_arrays_of_its_type_and_shape() -> None:
+    class Sub(np.ndarray):
+        pass
+
+    x = np.array([[1.0, 2.0, 3.0]], np.float32).view(Sub)
+    for made, fill in ((zero(x), 0.0), (one(x), 1.0)):
+        assert type(made) is Sub and made.shape == (1, 3) and made.dtype == np.float32
+        assert (np.asarray(made) == fill).all()
+    # jvp seeds with one(output): a subclass argument works end to end.
+    value, tangent = hetgrad.jvp(lambda v: v * 2.0, (x,), (np.ones((1, 3), np.float32),))
+    np.testing.assert_array_equal(tangent, [[2.0, 2.0, 2.0]])

@@ -104,6 +104,8 @@ def _zero_leaf(x: Any) -> Any:
     inst = instance_for(t)
     if inst is not None:
         return inst.zero(x)
+    if isinstance(x, np.ndarray):  # a subclass (np.memmap, your own): an array of its type
+        return np.zeros(x.shape, x.dtype).view(t)
     return t(0)  # NumPy float scalars
 
 
@@ -116,6 +118,8 @@ def _one_leaf(x: Any) -> Any:
     inst = instance_for(t)
     if inst is not None:
         return inst.one(x)
+    if isinstance(x, np.ndarray):  # a subclass, as in _zero_leaf
+        return np.ones(x.shape, x.dtype).view(t)
     return t(1)
 
 
