@@ -140,9 +140,9 @@ def _has_static_leaf(td: TreeDef) -> bool:
 # gradients, _finish's argument, and getrefcount's own.  More means someone else holds it
 # (a custom rule returning an array it keeps): then the caller gets a copy, so writing
 # into one gradient cannot change another, or the rule's array.  The count is exact on
-# the CPython versions tested (3.10 to 3.13, with the GIL); CPython 3.14 may skip counting
-# references it borrows, and a free-threaded build counts per thread, so there every
-# gradient array is copied (REFCOUNTS_EXACT is False): slower, never shared.
+# CPython up to 3.13 with the GIL (the test suite runs on 3.11); CPython 3.14 may skip
+# counting references it borrows, and a free-threaded build counts per thread, so there
+# every gradient array is copied (REFCOUNTS_EXACT is False): slower, never shared.
 _UNSHARED = 3
 REFCOUNTS_EXACT = (
     sys.implementation.name == "cpython" and sys.version_info < (3, 14)
