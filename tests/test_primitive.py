@@ -11,6 +11,7 @@ import pytest
 import hetgrad
 from finite_diff import assert_close_tree, numeric_grad
 from hetgrad import grad, grad_bp, op1, op2, op3, opN
+from opaque import Poly, from_poly, to_poly
 
 rng = np.random.default_rng(7)
 
@@ -315,19 +316,11 @@ def test_a_pullback_cannot_edit_its_cotangent() -> None:
 
 
 def test_the_gradient_of_a_registered_type_must_be_of_that_type() -> None:
-    class Coeffs:
-        def __init__(self, c: Any) -> None:
-            self.c = np.asarray(c, dtype=float)
-
-    hetgrad.register_backprop(
-        Coeffs, zero=lambda p: Coeffs(np.zeros_like(p.c)), add=lambda a, b: Coeffs(a.c + b.c),
-        one=lambda p: Coeffs(np.ones_like(p.c)),
-    )  # fmt: skip
-    total = op1(lambda p: (float(p.c.sum()), lambda g: g))  # should return a Coeffs
-    with pytest.raises(TypeError, match="expected a Coeffs, got float"):
-        grad_bp(total, Coeffs([1.0, 2.0]))
-    right = op1(lambda p: (float(p.c.sum()), lambda g: Coeffs(g * np.ones_like(p.c))))
-    assert grad_bp(right, Coeffs([1.0, 2.0])).c.tolist() == [1.0, 1.0]
+    total = op1(lambda p: (float(p.c.sum()), lambda g: g))  # should return a Poly
+    with pytest.raises(TypeError, match="expected a Poly, got float"):
+        grad_bp(total, Poly([1.0, 2.0]))
+    right = op1(lambda p: (float(p.c.sum()), lambda g: Poly(g * np.ones_like(p.c))))
+    assert grad_bp(right, Poly([1.0, 2.0])).c.tolist() == [1.0, 1.0]
 
 
 def test_a_rule_returning_none_means_no_gradient_in_any_order() -> None:
@@ -403,21 +396,6 @@ def test_rules_set_on_vjps_directly_are_used() -> None:
 
 
 # -- second order through custom ops on an opaque registered type ------------------------
-
-
-class Poly:
-    """An opaque registered type: hetgrad cannot see its coefficients ``c``."""
-
-    def __init__(self, c: Any) -> None:
-        self.c = np.asarray(c, dtype=float)
-
-
-hetgrad.register_backprop(
-    Poly, zero=lambda p: Poly(np.zeros_like(p.c)), add=lambda a, b: Poly(a.c + b.c),
-    one=lambda p: Poly(np.ones_like(p.c)),
-)  # fmt: skip
-to_poly = op1(lambda c: (Poly(c), lambda gp: from_poly(gp)))
-from_poly = op1(lambda p: (p.c, lambda g: to_poly(g)))  # reads the Poly's field
 
 
 @op1
