@@ -516,6 +516,26 @@ def test_dataclass_functions_see_a_dataclass_inside_a_runner() -> None:
     assert grad_bp(replaced, p) == Pair(6.0, 0.0)
     assert grad_bp(as_dict, p) == Pair(2.0, 1.0)
 
+    class Point(NamedTuple):
+        x: float
+        y: float
+
+    @dataclasses.dataclass
+    class Holder:  # asdict and astuple rebuild container fields with their own type
+        w: np.ndarray
+        meta: dict[str, float]
+        xs: list[float]
+        pt: Point
+
+    def nested(h: Any) -> Any:
+        d, t = dataclasses.asdict(h), dataclasses.astuple(h)
+        return np.sum(d["w"]) * d["meta"]["k"] + d["xs"][1] * t[3].y
+
+    h = Holder(np.ones(2), {"k": 3.0}, [1.0, 2.0], Point(5.0, 6.0))
+    g = grad_bp(nested, h)
+    assert g.meta == {"k": 2.0} and g.xs == [0.0, 6.0] and g.pt == Point(0.0, 2.0)
+    np.testing.assert_array_equal(g.w, [3.0, 3.0])
+
 
 def test_get_and_in_are_lookups_on_a_bvar_of_any_plain_dict_type(
     monkeypatch: pytest.MonkeyPatch,

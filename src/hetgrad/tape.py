@@ -1528,8 +1528,11 @@ def view_class(container: Container) -> type[TreeVar]:
             if record is not None:
                 # isinstance(v, Layer) is True for a BVar of a Layer, as for the Layer your
                 # code gets outside a runner: a branch on the type must not change under
-                # differentiation (and ``case Layer(w=w)`` matches).  type(v) is unchanged.
+                # differentiation (and ``case Layer(w=w)`` matches).  type(v) is unchanged,
+                # and calling it builds your type (dataclasses.asdict rebuilds a list field
+                # as type(v)(items)); the engine makes its views with object.__new__.
                 namespace["__class__"] = _record_class(record)
+                namespace["__new__"] = _record_constructor(record)
             if record is not None and dataclasses.is_dataclass(record):
                 # And dataclasses.is_dataclass, fields, replace and asdict see a dataclass
                 # (replace and asdict then build your class with BVar fields, as split_bv).
@@ -1561,6 +1564,13 @@ def _refuse_internal_names(container: Container) -> None:
 
 def _record_class(record: type) -> property:
     return property(lambda v: record)
+
+
+def _record_constructor(record: type) -> Callable[..., Any]:
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+        return record(*args, **kwargs)
+
+    return __new__
 
 
 def _field(i: int) -> property:
