@@ -601,3 +601,32 @@ def test_full_like_of_a_list_template_with_a_bvar_fill() -> None:
     # an int template makes an int array, a constant, as NumPy's full_like does
     assert hetgrad.grad_bp(lambda x: np.sum(hnp.full_like([1, 2], x)) + x, 2.0) == 1.0
     assert hetgrad.grad_bp(lambda x: np.sum(hnp.full_like([1.0, 2.0], x)), 2.0) == 2.0
+
+
+def test_float32_cotangents_stay_float32_through_ties_and_variances() -> None:
+    """The rules of max, min, maximum, minimum, clip, fmax and var used to make float64
+    masks and factors: a float32 model's whole reverse pass then ran in float64 (the final
+    gradient was cast back, so only the time showed it)."""
+    seen: list[Any] = []
+
+    @hetgrad.primitive
+    def spy(x: Any) -> Any:
+        return x
+
+    spy.defvjp(lambda g, ans, x: (seen.append(np.result_type(g)), g)[1])
+    z = np.array([[1.0, 3.0, 3.0], [2.0, -1.0, 0.5]], np.float32)
+    cases = [
+        lambda z: np.sum(np.max(spy(z), axis=1)),
+        lambda z: np.max(spy(z)),
+        lambda z: np.sum(np.min(spy(z), axis=0)),
+        lambda z: np.sum(np.maximum(spy(z), 0.0)),
+        lambda z: np.sum(np.minimum(spy(z), z[0])),
+        lambda z: np.sum(np.clip(spy(z), 0.0, 2.0)),
+        lambda z: np.sum(np.fmax(spy(z), 1.0)),
+        lambda z: np.sum(np.var(spy(z), axis=1)),
+    ]
+    for f in cases:
+        seen.clear()
+        g = hetgrad.grad_bp(f, z)
+        assert seen == [np.float32] and g.dtype == np.float32
+        hetgrad.check_grads(f, z.astype(np.float64) + np.array([0.0, 0.1, 0.2]))

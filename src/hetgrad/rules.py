@@ -191,7 +191,16 @@ def _tie_split(a: Any, b: Any, first: bool) -> Any:
     """1 where ``a`` wins, 0 where ``b`` wins, 0.5 at ties (for maximum and minimum)."""
     pa, pb = primal(a), primal(b)
     win = (pa > pb) if first else (pa < pb)
-    return win + 0.5 * (pa == pb)
+    if type(win) is not np.ndarray:
+        return win + 0.5 * (pa == pb)
+    return _in_float_dtype(win + 0.5 * (pa == pb), pa, pb)
+
+
+def _in_float_dtype(mask: np.ndarray, *operands: Any) -> np.ndarray:
+    """A float ``mask`` (computed in float64) in the operands' float dtype, so a float32
+    cotangent multiplied by it stays float32 (and its whole reverse pass with it)."""
+    dtype = np.result_type(*operands)
+    return mask.astype(dtype if dtype.kind == "f" else np.float64, copy=False)
 
 
 def _pow_base(g: Any, y: Any, a: Any, b: Any) -> Any:
@@ -594,7 +603,8 @@ def _fmax_split(a: Any, b: Any, first: bool) -> Any:
     pa, pb = primal(a), primal(b)
     with np.errstate(invalid="ignore"):
         win = (pa > pb) if first else (pa < pb)
-    return (win | np.isnan(pb)) * ~np.isnan(pa) + 0.5 * (pa == pb)
+    split = (win | np.isnan(pb)) * ~np.isnan(pa) + 0.5 * (pa == pb)
+    return _in_float_dtype(split, pa, pb) if type(split) is np.ndarray else split
 
 
 # |y| <= 4096 everywhere (a sum of squares <= 4096 ** 2): then exp(x - y) is accurate to

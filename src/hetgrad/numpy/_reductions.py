@@ -80,7 +80,10 @@ def _extremum_grad(g: Any, y: Any, a: Any, axis: Any = None, out: Any = None,
     count = np.sum(hit, axis=axes_of(axis, len(shape_of(a))), keepdims=True)
     # No hit where the constant ``initial`` won, or where the extremum is NaN: no element
     # gets anything (and 0 / 1, not 0 / 0, keeps NaN out of the other groups' gradient).
-    return gk * (hit / np.maximum(count, 1))
+    share = hit / np.maximum(count, 1)
+    if type(share) is np.ndarray:  # (float64: made the input's float dtype)
+        share = rules._in_float_dtype(share, primal(a))
+    return gk * share
 
 
 amax = prim(_no_out(np.max), _extremum_grad, name="max", nondiff=(1,))
@@ -101,7 +104,9 @@ def _var_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: 
     gk = kept(g, shape_of(a), axis, keepdims)
     ddof = ddof if correction is None else correction
     # (A NumPy division: with ddof = n the variance is inf or NaN, and so is its gradient.)
-    return gk * (np.float64(2.0) / (_count(shape_of(a), axis) - ddof)) * _centred(a, axis)
+    # (A Python float factor: a NumPy float64 one would promote a float32 gradient.)
+    factor = float(np.float64(2.0) / (_count(shape_of(a), axis) - ddof))
+    return gk * factor * _centred(a, axis)
 
 
 def _std_grad(g: Any, y: Any, a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
