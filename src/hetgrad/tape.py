@@ -806,7 +806,14 @@ def apply(prim: Primitive, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
             vals.append(a)
             parents.append(None)
     tvals = tuple(vals)
-    y = prim.fn(*tvals, **kwargs)
+    if prim.checked and any(isinstance(v, BVar) for v in tvals):
+        # A user's primitive given a BVar of an outer runner (a higher derivative): the
+        # outer runner records the same primitive with the same rules, so the function
+        # only ever sees plain values, as in autograd (an opaque or stop_gradient'ed
+        # forward stays right), and the rules are what is differentiated again.
+        y = apply(prim, tvals, kwargs)
+    else:
+        y = prim.fn(*tvals, **kwargs)
     if prim.reads is not None:
         tvals = stored(prim.reads, tvals)
     vjps: Any = prim.vjps
