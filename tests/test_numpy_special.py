@@ -630,3 +630,21 @@ def test_float32_cotangents_stay_float32_through_ties_and_variances() -> None:
         g = hetgrad.grad_bp(f, z)
         assert seen == [np.float32] and g.dtype == np.float32
         hetgrad.check_grads(f, z.astype(np.float64) + np.array([0.0, 0.1, 0.2]))
+
+
+def test_constants_written_as_lists_in_products_and_operators() -> None:
+    """NumPy reads a list as an array; the forward pass did, the reverse pass crashed
+    (``np.dot([1.0, 3.0], x)``: 'can't multiply sequence by non-int')."""
+    m = np.array([[1.0, 2.0], [3.0, 4.0]])
+    cases = [
+        (lambda x: np.dot([1.0, 3.0], x), np.ones(2), [1.0, 3.0]),
+        (lambda x: np.dot(x, (1.0, 3.0)), np.ones(2), [1.0, 3.0]),
+        (lambda x: x @ [1.0, 3.0], np.ones(2), [1.0, 3.0]),
+        (lambda x: [1.0, 3.0] @ x, np.ones(2), [1.0, 3.0]),
+        (lambda x: np.sum(np.dot([[1.0, 3.0], [0.0, 1.0]], x)), m, [[1.0, 1.0], [4.0, 4.0]]),
+        (lambda x: np.sum(np.matmul(x, [[1.0, 3.0], [0.0, 1.0]])), m, [[4.0, 1.0], [4.0, 1.0]]),
+        (lambda x: np.sum([1.0, 2.0] * x), np.ones(2), [1.0, 2.0]),
+    ]
+    for f, x, want in cases:
+        np.testing.assert_array_equal(hetgrad.grad_bp(f, x), want)
+        hetgrad.check_grads(f, x)

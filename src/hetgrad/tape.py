@@ -661,8 +661,12 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
                     return apply(prim, (a, b), {})  # (which refuses the complex result)
                 if (reads is None or reads[1]) and id(b) not in tape.seen:
                     constant = b
+        elif tb is list or tb is tuple:  # an array written as a list: as NumPy reads it
+            return binary(prim, a, np.asarray(b))
         else:
             return NotImplemented if is_structure_operand(b) else apply(prim, (a, b), {})
+    elif tb is BVar and (type(a) is list or type(a) is tuple):
+        return binary(prim, np.asarray(a), b)
     elif tb is BVar and type(a) in _CONSTANT_TYPES:
         tape = b._tape
         av = a

@@ -58,12 +58,19 @@ def dot(a: Any, b: Any, out: Any = None) -> Any:
     """``numpy.dot``: scalars multiply, up to 2-D uses matmul, beyond that tensordot."""
     if out is not None:
         raise NotImplementedError("numpy.dot with out= cannot be recorded")
+    a, b = _array_if_list(a), _array_if_list(b)
     na, nb = ndim_of(a), ndim_of(b)
     if na == 0 or nb == 0:
         return multiply(a, b)
     if na <= 2 and nb <= 2:
         return rules.matmul(a, b)
     return tensordot(a, b, axes=([-1], [0 if nb == 1 else -2]))
+
+
+def _array_if_list(x: Any) -> Any:
+    """A constant written as a list or tuple, as the array NumPy reads it as (the rules
+    compute with it)."""
+    return np.asarray(x) if type(x) is list or type(x) is tuple else x
 
 
 @lift(np.vdot)
