@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -477,3 +478,27 @@ def test_a_view_waiting_on_a_base_its_owner_unlocks_is_retried() -> None:
     for _ in range(2):
         grad_bp(lambda x: x * 2.0, 1.0)
     assert view.flags.writeable
+
+
+def test_ndarray_methods_any_all_argsort_nonzero_and_sort() -> None:
+    """The constant-valued ndarray methods work on a BVar as on an array; ``v.sort()``, which
+    sorts in place, says what to use instead (all were a bare AttributeError)."""
+
+    def f(x: Any) -> Any:
+        assert x.any() and not (x > 1.0).all()
+        np.testing.assert_array_equal(x.argsort(), [1, 0, 2])
+        np.testing.assert_array_equal(x.nonzero()[0], [0, 2])
+        with pytest.raises(TypeError, match=r"np.sort\(v\)"):
+            x.sort()
+        return np.sum(np.sort(x) * np.array([1.0, 2.0, 3.0]))
+
+    np.testing.assert_array_equal(hetgrad.grad_bp(f, np.array([1.0, 0.0, 3.0])), [2.0, 1.0, 3.0])
+
+    @dataclasses.dataclass
+    class Named:  # fields with those names are still read as fields
+        sort: float
+        any: float
+
+    assert hetgrad.grad_bp(lambda s: s.sort * 2.0 + s.any, Named(1.0, 2.0)) == Named(2.0, 1.0)
+    with pytest.raises(TypeError, match="in place"):
+        hetgrad.grad_bp(lambda xs: (xs.sort(), xs[0] * 1.0)[1], [2.0, 1.0])

@@ -1464,7 +1464,7 @@ class _FieldFirst:
         i = obj._container.attributes.get(self.name)
         if i is not None:
             return obj._children[i]
-        return getattr(obj._split(), self.name)
+        return TreeVar.__getattr__(obj, self.name)  # (a method of yours: checked not to mutate)
 
 
 def _array_method(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -1478,19 +1478,31 @@ def _array_method(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-# The ndarray methods that compute something differentiable (argmax and argmin: constants).
+# The ndarray methods that compute something (argmax, argsort, any, ...: constants).
 _ARRAY_METHODS: dict[str, Callable[..., Any]] = {
     "max": np.max, "min": np.min, "prod": np.prod, "std": np.std, "var": np.var,
     "cumsum": np.cumsum, "cumprod": np.cumprod, "clip": np.clip, "ravel": np.ravel,
     "flatten": np.ravel, "swapaxes": np.swapaxes, "squeeze": np.squeeze, "trace": np.trace,
     "diagonal": np.diagonal, "round": np.round, "argmax": np.argmax, "argmin": np.argmin,
-    "repeat": np.repeat, "take": np.take,
+    "repeat": np.repeat, "take": np.take, "any": np.any, "all": np.all,
+    "argsort": np.argsort, "nonzero": np.nonzero,
 }  # fmt: skip
 for _name, _fn in _ARRAY_METHODS.items():
     setattr(BVar, _name, _array_method(_name, _fn))
 
+
+def _sort_in_place(self: BVar, *args: Any, **kwargs: Any) -> None:
+    """``ndarray.sort`` sorts in place, which a BVar never is: use ``np.sort(v)``."""
+    raise TypeError(
+        "v.sort() would sort a BVar in place, and the change would be lost; use "
+        "np.sort(v), which returns a sorted BVar (and records its gradient)"
+    )
+
+
+BVar.sort = _sort_in_place  # type: ignore[attr-defined]
+
 for _name in ("shape", "ndim", "size", "dtype", "T", "sum", "mean", "reshape", "dot",
-              "transpose", "astype", *_ARRAY_METHODS):  # fmt: skip
+              "transpose", "astype", "sort", *_ARRAY_METHODS):  # fmt: skip
     setattr(TreeVar, _name, _FieldFirst(_name))
 
 
