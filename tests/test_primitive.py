@@ -485,3 +485,11 @@ def test_a_primitive_function_sees_plain_values_at_every_order() -> None:
     assert np.isfinite(h).all()
     s = 1.0 / (1.0 + np.exp(-0.5))
     assert np.isclose(h[2, 2], s * (1 - s) * (1 - 2 * s))
+
+
+def test_no_grad_used_as_a_context_manager_says_what_it_is() -> None:
+    with pytest.raises(TypeError, match="not a context manager like torch.no_grad"):
+        with hetgrad.no_grad():  # type: ignore[attr-defined]
+            pass
+    with pytest.raises(TypeError, match="wraps a function"):
+        hetgrad.no_grad(3.0)  # type: ignore[arg-type]

@@ -387,14 +387,24 @@ def opN(fn: Callable[..., tuple[Any, Callable[[Any], Any]]]) -> Callable[..., An
     return _make_op(fn, None)
 
 
-def no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+def no_grad(fn: Callable[..., Any] | None = None) -> Callable[..., Any]:
     """A forward-only op: runs on primal values; demanding a gradient through it raises.
+
+    Not a context manager (PyTorch's ``with torch.no_grad():``): hetgrad records only
+    inside a runner, so code outside one records nothing already.
 
     >>> import hetgrad
     >>> rounded = hetgrad.no_grad(round)
     >>> hetgrad.eval_bp(lambda x: rounded(x) + x, 2.4)
     4.4
     """
+    if fn is None or not callable(fn):
+        raise TypeError(
+            "hetgrad.no_grad wraps a function, no_grad(f)(x): a forward-only op whose "
+            "gradient is an error. It is not a context manager like torch.no_grad(): "
+            "hetgrad records only inside a runner (grad_bp, grad, ...), so code outside one "
+            "records nothing; inside one, hetgrad.stop_gradient(x) makes a value a constant"
+        )
     name = getattr(fn, "__name__", "function")
 
     def forward(*xs: Any) -> tuple[Any, Callable[[Any], Any]]:
