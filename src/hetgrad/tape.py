@@ -665,8 +665,6 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
             return binary(prim, a, np.asarray(b))
         else:
             return NotImplemented if is_structure_operand(b) else apply(prim, (a, b), {})
-    elif tb is BVar and (type(a) is list or type(a) is tuple):
-        return binary(prim, np.asarray(a), b)
     elif tb is BVar and type(a) in _CONSTANT_TYPES:
         tape = b._tape
         av = a
@@ -677,6 +675,8 @@ def binary(prim: Primitive, a: Any, b: Any) -> Any:
                 return apply(prim, (a, b), {})
             if (reads is None or reads[0]) and id(a) not in tape.seen:
                 constant = a
+    elif tb is BVar and (type(a) is list or type(a) is tuple):
+        return binary(prim, np.asarray(a), b)  # (an array written as a list, as above)
     elif is_structure_operand(a) or is_structure_operand(b):
         return NotImplemented  # (for an operator: Python then asks the structure)
     else:
