@@ -201,12 +201,12 @@ def test_unlifted_functions_raise_naming_themselves() -> None:
     def call(fn: Any) -> Any:
         return hetgrad.grad_bp(lambda x: np.sum(fn(x)), np.array([0.5, 1.5]))
 
-    with pytest.raises(NotImplementedError, match="numpy.sinc"):
-        call(np.sinc)
+    with pytest.raises(NotImplementedError, match="numpy.i0"):
+        call(np.i0)
     with pytest.raises(NotImplementedError, match="numpy.fft.fft"):
         call(np.fft.fft)
-    with pytest.raises(NotImplementedError, match="numpy.heaviside"):
-        call(lambda x: np.heaviside(x, 0.5))
+    with pytest.raises(NotImplementedError, match="numpy.nextafter"):
+        call(lambda x: np.nextafter(x, 2.0))
     with pytest.raises(NotImplementedError, match="numpy.add.reduce"):
         call(np.add.reduce)
     with pytest.raises(NotImplementedError, match="numpy.einsum.*out="):

@@ -350,6 +350,54 @@ def stack_of(fn: Callable[..., Any], **kw: Any) -> Callable[..., Any]:
     return lambda *xs, **params: fn(list(xs), **kw, **params)
 
 
+# -- shape helpers --
+
+
+def rot90_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    axes = data.draw(st.lists(st.integers(-d, d - 1), min_size=2, max_size=2, unique_by=lambda
+                              ax: ax % d))  # fmt: skip
+    return {"k": data.draw(st.integers(-2, 5)), "axes": tuple(axes)}
+
+
+def two_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    strat = array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
+    return (data.draw(strat), data.draw(strat))
+
+
+def delete_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    (s,) = shapes
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(s), len(s) - 1)))
+    n = int(np.prod(s)) if axis is None else s[axis]
+    if data.draw(st.booleans()):
+        obj: Any = slice(data.draw(st.integers(-3, 3)), None, data.draw(st.sampled_from([1, 2])))
+    else:
+        obj = data.draw(st.lists(st.integers(-n, n - 1), max_size=3)) if n else []
+    return {"obj": obj, "axis": axis}
+
+
+def insert_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    rows, cols = data.draw(st.integers(0, 3)), data.draw(st.integers(1, 3))
+    return ((rows, cols), data.draw(st.sampled_from([(), (cols,), (1, cols)])))
+
+
+def insert_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    rows = shapes[0][0]
+    if data.draw(st.booleans()):
+        return {"obj": data.draw(st.integers(-rows, rows))}
+    return {"obj": data.draw(st.lists(st.integers(0, rows), min_size=1, max_size=3))}
+
+
+def vectors(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return tuple(data.draw(st.lists(st.integers(1, 3).map(lambda n: (n,)), min_size=1,
+                                    max_size=3)))  # fmt: skip
+
+
+def meshgrid_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"indexing": data.draw(st.sampled_from(["xy", "ij"])),
+            "sparse": data.draw(st.booleans())}  # fmt: skip
+
+
 CASES: list[Case] = [
     # elementwise
     unary("negative", np.negative), unary("positive", np.positive),
@@ -381,6 +429,33 @@ CASES: list[Case] = [
     Case("where", lambda c, a, b: np.where(c > 0, a, b), broadcast(3)),
     Case("clip", lambda a: np.clip(a, -0.5, 0.7), any_shape()),
     Case("clip arrays", lambda a, lo, hi: np.clip(a, lo, hi + 1.0), broadcast(3)),
+    # more elementwise: angles, signs, sinc, nan_to_num, select, real and imag
+    unary("deg2rad", np.deg2rad), unary("radians", np.radians), unary("rad2deg", np.rad2deg),
+    unary("degrees", np.degrees), unary("fabs", np.fabs), unary("conjugate", np.conjugate),
+    unary("sinc", np.sinc), unary("nan_to_num", np.nan_to_num),
+    unary("real, imag", lambda a: np.real(a) + np.imag(a)),
+    binary("copysign", np.copysign), unary("ldexp", lambda a: np.ldexp(a, 3) + np.ldexp(a, -1)),
+    unary("heaviside", lambda a: np.heaviside(a, 0.5) * a),
+    Case("select", lambda a, b: np.select([a < -0.5, a > 0.5], [a * b, np.sin(a)], default=b),
+         broadcast(2)),
+    # shapes: rotations, appending, deleting, inserting, grids, blocks, array-API names
+    Case("rot90", lambda a, k, axes: np.rot90(a, k, axes), any_shape(min_dims=2), rot90_params),
+    Case("append", np.append, two_shapes),
+    Case("append axis", lambda a, b, axis: np.append(a, b, axis=axis), same_but_axis(2),
+         concat_axis),
+    Case("delete", np.delete, any_shape(min_dims=1), delete_params),
+    Case("insert", lambda a, b, obj: np.insert(a, obj, b, axis=0), insert_shapes,
+         insert_params),
+    Case("insert flat", lambda a, b: np.insert(a, [0, 1, 1], b), fixed((2, 2), (3,))),
+    Case("meshgrid", np.meshgrid, vectors, meshgrid_params),
+    Case("block", lambda a, b: np.block([[a, b], [b, a]]), same_shapes(2, min_dims=1)),
+    Case("block mixed depths", lambda a, b: np.block([[a], [b]]), fixed((2,), (3, 2))),
+    Case("concat", lambda a, b, axis: np.concat([a, b], axis=axis), same_but_axis(2),
+         concat_axis),
+    Case("permute_dims", lambda a, axes: np.permute_dims(a, axes), any_shape(),
+         transpose_params),
+    Case("unstack", lambda a, axis: np.unstack(a, axis=axis), any_shape(min_dims=1),
+         axis_of()),
     # reductions
     Case("sum", np.sum, any_shape(), reduce_params()),
     Case("mean", np.mean, any_shape(min_side=1), reduce_params()),

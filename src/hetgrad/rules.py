@@ -773,6 +773,31 @@ remainder = prim(np.remainder, lambda g, y, a, b: unbroadcast(g, a),
                  name="remainder")  # fmt: skip
 fmod = prim(np.fmod, lambda g, y, a, b: unbroadcast(g, a),
             lambda g, y, a, b: unbroadcast(-g * _quotient(y, a, b), b), name="fmod")  # fmt: skip
+# Angles: scalings by a constant.
+DEGREE = math.pi / 180.0
+deg2rad = prim(np.deg2rad, lambda g, y, a: g * DEGREE, name="deg2rad")
+rad2deg = prim(np.rad2deg, lambda g, y, a: g * (1.0 / DEGREE), name="rad2deg")
+fabs = prim(np.fabs, *absolute.vjps, name="fabs")
+conjugate = prim(np.conjugate, lambda g, y, a: g, name="conjugate")  # (of real values)
+
+
+def _copysign_grad(g: Any, y: Any, a: Any, b: Any) -> Any:
+    """``copysign(a, b)`` is ``a`` or ``-a``: the sign flip where ``a`` and the result
+    differ in sign, and 0 at ``a = 0`` (the subgradient ``abs`` has there)."""
+    pa, py = primal(a), primal(y)
+    flip = _in_float_dtype(np.sign(pa) * np.copysign(1.0, py), pa, primal(b))
+    return unbroadcast(g * flip, a)
+
+
+def _no_grad(g: Any, y: Any, a: Any, b: Any) -> Any:
+    """The zero gradient of an operand that only selects (the sign in ``copysign``)."""
+    return np.zeros(shape_of(b), np.result_type(primal(g)))
+
+
+copysign = prim(np.copysign, _copysign_grad, _no_grad, name="copysign")
+ldexp = prim(np.ldexp, lambda g, y, a, n: unbroadcast(np.ldexp(g, n), a), name="ldexp",
+             nondiff=(1,))  # fmt: skip
+PIECEWISE_CONSTANT_UFUNCS.update({np.heaviside, np.spacing})
 logaddexp = prim(np.logaddexp, _logaddexp_grad(0, np.exp, exp_, np.logaddexp),
                  _logaddexp_grad(1, np.exp, exp_, np.logaddexp), name="logaddexp")  # fmt: skip
 logaddexp2 = prim(np.logaddexp2, _logaddexp_grad(0, np.exp2, exp2_, np.logaddexp2),
@@ -807,6 +832,8 @@ UFUNCS.update({
     np.arctan2: arctan2, np.hypot: hypot, np.fmax: fmax, np.fmin: fmin,
     np.remainder: remainder, np.fmod: fmod,
     np.logaddexp: logaddexp, np.logaddexp2: logaddexp2,
+    np.deg2rad: deg2rad, np.radians: deg2rad, np.rad2deg: rad2deg, np.degrees: rad2deg,
+    np.fabs: fabs, np.conjugate: conjugate, np.copysign: copysign, np.ldexp: ldexp,
 })  # fmt: skip
 
 

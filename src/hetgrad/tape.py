@@ -1485,7 +1485,8 @@ _ARRAY_METHODS: dict[str, Callable[..., Any]] = {
     "flatten": np.ravel, "swapaxes": np.swapaxes, "squeeze": np.squeeze, "trace": np.trace,
     "diagonal": np.diagonal, "round": np.round, "argmax": np.argmax, "argmin": np.argmin,
     "repeat": np.repeat, "take": np.take, "any": np.any, "all": np.all,
-    "argsort": np.argsort, "nonzero": np.nonzero,
+    "argsort": np.argsort, "nonzero": np.nonzero, "conj": np.conjugate,
+    "conjugate": np.conjugate,
 }  # fmt: skip
 for _name, _fn in _ARRAY_METHODS.items():
     setattr(BVar, _name, _array_method(_name, _fn))

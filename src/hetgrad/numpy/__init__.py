@@ -194,7 +194,7 @@ from numpy import (  # noqa: F401  (re-exported: NumPy's own objects, dispatched
 
 from .. import rules
 from ..tape import BVar, primal
-from . import _products, _reductions, _shape, linalg  # noqa: F401  (registration)
+from . import _elementwise, _products, _reductions, _shape, linalg  # noqa: F401  (registration)
 from ._core import NP
 from ._reductions import logsumexp
 

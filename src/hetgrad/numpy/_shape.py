@@ -367,6 +367,120 @@ def copy(a: Any, order: str = "K", subok: bool = False) -> Any:
     return a  # BVars are never written in place, so a copy is the value itself
 
 
+@lift(np.rot90)
+def rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
+    """``numpy.rot90``: flips and a swap of the two axes."""
+    np.rot90(np.empty(shape_of(m)), k, axes)  # (NumPy's own checks of k and axes)
+    a0, a1 = (int(ax) % ndim_of(m) for ax in axes)
+    k %= 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    order = list(range(ndim_of(m)))
+    order[a0], order[a1] = a1, a0
+    if k == 1:
+        return rules.transpose(flip(m, a1), tuple(order))
+    return flip(rules.transpose(m, tuple(order)), a1)
+
+
+def _gather(sources: list[Any], picked: np.ndarray) -> Any:
+    """Elements of the flattened ``sources``, chained end to end, at the integer array
+    ``picked`` (any shape): what ``append``, ``delete`` and ``insert`` return, with NumPy
+    having worked out which element goes where on arrays of indices."""
+    flat = concatenate([ravel(a) for a in sources]) if len(sources) > 1 else ravel(sources[0])
+    return getitem(flat, picked)
+
+
+def _indices(a: Any, offset: int = 0) -> np.ndarray:
+    n = int(np.prod(shape_of(a)))
+    return np.arange(offset, offset + n).reshape(shape_of(a))
+
+
+@lift(np.append)
+def append(arr: Any, values: Any, axis: Any = None) -> Any:
+    """``numpy.append``: ``concatenate`` (of the flattened arrays when ``axis`` is None)."""
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)])
+    return concatenate([arr, values], axis=axis)
+
+
+@lift(np.delete)
+def delete(arr: Any, obj: Any, axis: Any = None) -> Any:
+    """``numpy.delete``: the kept elements, chosen by NumPy on an array of indices."""
+    return _gather([arr], np.delete(_indices(arr), primal(obj), axis))
+
+
+@lift(np.insert)
+def insert(arr: Any, obj: Any, values: Any, axis: Any = None) -> Any:
+    """``numpy.insert``: NumPy places the indices of ``arr`` and of ``values`` (after its
+    own broadcasting), and the result gathers the elements; a value inserted several times
+    gets the sum of their gradients.  The result has ``arr``'s dtype, as NumPy's."""
+    values = values if isinstance(values, BVar) else np.asarray(values)
+    n = int(np.prod(shape_of(arr)))
+    placed = np.insert(_indices(arr), primal(obj), _indices(values, n), axis)
+    out = _gather([arr, values], placed)
+    want = np.result_type(primal(arr))
+    return out if np.result_type(primal(out)) == want else rules.astype(out, want)
+
+
+@lift(np.meshgrid)
+def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> Any:
+    """``numpy.meshgrid`` of BVars: each input, flattened, along its own axis of the grid,
+    then broadcast to the whole grid (unless ``sparse``)."""
+    sizes = [int(np.prod(shape_of(x))) for x in xi]
+    # The plain call on empty arrays: NumPy's checks, the axes and the container type.
+    axes = NP.meshgrid(*[np.empty(n) for n in sizes], sparse=True, indexing=indexing)
+    grid = np.broadcast_shapes(*[np.shape(a) for a in axes])
+    out = []
+    for x, a in zip(xi, axes):
+        v = reshape(x, np.shape(a)) if isinstance(x, BVar) else np.reshape(x, np.shape(a))
+        if not sparse:
+            v = np.broadcast_to(v, grid)
+        out.append(v.copy() if copy and not isinstance(v, BVar) else v)
+    return type(axes)(out)
+
+
+def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
+    """``numpy.unstack`` (NumPy 2.1): the slices along ``axis``."""
+    lead = (slice(None),) * (axis % ndim_of(x))
+    return tuple(x[lead + (i,)] for i in range(shape_of(x)[axis]))
+
+
+@lift(np.block)
+def block(arrays: Any) -> Any:
+    """``numpy.block``: the innermost lists joined along the last axis, the next ones
+    along the axis before, and so on."""
+    np.block(_shapes_only(arrays))  # (NumPy's own checks of the nesting)
+    depth, ndim = _nesting(arrays)
+    ndim = max(ndim, depth)
+
+    def join(x: Any, level: int) -> Any:
+        if isinstance(x, list):
+            return concatenate([join(e, level + 1) for e in x], axis=level - depth)
+        return reshape(x, (1,) * (ndim - ndim_of(x)) + shape_of(x))
+
+    return join(arrays, 0)
+
+
+def _shapes_only(x: Any) -> Any:
+    """The nested lists of ``block`` with each array replaced by an empty one of its shape
+    and dtype (NumPy's checks need no values)."""
+    if isinstance(x, list):
+        return [_shapes_only(e) for e in x]
+    if isinstance(x, tuple):
+        return x  # (which NumPy refuses, naming it)
+    return np.empty(shape_of(x), np.result_type(primal(x)))
+
+
+def _nesting(x: Any) -> tuple[int, int]:
+    """(list depth, largest ndim of the arrays) of ``block``'s argument."""
+    if isinstance(x, list):
+        inner = [_nesting(e) for e in x]
+        return 1 + inner[0][0], max(n for _, n in inner)
+    return 0, ndim_of(x)
+
+
 def _matrix_transpose(x: Any) -> Any:
     return rules.swapaxes(x, -1, -2)
 
@@ -378,6 +492,12 @@ _piecewise: list[Any] = [np.argmax, np.argmin, np.argsort, np.argwhere, np.nonze
               np.isscalar]  # fmt: skip
 for _f in _piecewise:
     rules.FUNCTIONS[_f] = constant(_f)
-rules.FUNCTIONS[np.matrix_transpose] = _matrix_transpose
-rules.FUNCTIONS[np.linalg.matrix_transpose] = _matrix_transpose
+# NumPy 2's array-API names, where this NumPy has them.
+for _f, _impl in ((getattr(np, "matrix_transpose", None), _matrix_transpose),
+                  (getattr(np.linalg, "matrix_transpose", None), _matrix_transpose),
+                  (getattr(np, "concat", None), concatenate),
+                  (getattr(np, "permute_dims", None), rules.FUNCTIONS[np.transpose]),
+                  (getattr(np, "unstack", None), unstack)):  # fmt: skip
+    if _f is not None:
+        rules.FUNCTIONS[_f] = _impl
 rules.PIECEWISE_CONSTANT_UFUNCS.add(np.floor_divide)
