@@ -350,6 +350,30 @@ def stack_of(fn: Callable[..., Any], **kw: Any) -> Callable[..., Any]:
     return lambda *xs, **params: fn(list(xs), **kw, **params)
 
 
+# -- array-API linear algebra helpers --
+
+
+def vector_norm_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    axis = data.draw(st.one_of(st.none(), st.integers(-d, d - 1), st.lists(
+        st.integers(0, d - 1), min_size=1, max_size=d, unique=True).map(tuple))) if d else None
+    return {"axis": axis, "keepdims": data.draw(st.booleans()),
+            "ord": data.draw(st.sampled_from([2, 1, np.inf, -np.inf, 3]))}  # fmt: skip
+
+
+def matrix_norm_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"ord": data.draw(st.sampled_from(["fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf]))}
+
+
+def vecdot_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    return data.draw(mutually_broadcastable_shapes(signature="(n),(n)->()", max_dims=3,
+                                                   min_side=1, max_side=3)).input_shapes
+
+
+def cond_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"p": data.draw(st.sampled_from([None, 2, -2, 1, -1, np.inf, "fro", "nuc"]))}
+
+
 # -- shape helpers --
 
 
@@ -586,6 +610,23 @@ CASES: list[Case] = [
     Case("matrix_power", np.linalg.matrix_power, matrix_shape(), matrix_power_params,
          make=square_matrices),
     Case("multi_dot", lambda a, b, c: np.linalg.multi_dot([a, b, c]), fixed((2, 3), (3, 3), (3,))),
+    # NumPy 2's array-API linear algebra names
+    Case("vector_norm", lambda a, **p: np.linalg.vector_norm(a, **p), any_shape(min_side=1),
+         vector_norm_params),
+    Case("matrix_norm", lambda a, ord: np.linalg.matrix_norm(a, ord=ord),
+         matrix_shape(square=False), matrix_norm_params, make=spread_matrices),
+    Case("svdvals", np.linalg.svdvals, matrix_shape(square=False), make=spread_matrices),
+    Case("cond", np.linalg.cond, matrix_shape(), cond_params, make=square_matrices),
+    Case("vecdot", np.vecdot, vecdot_shapes),
+    Case("linalg.vecdot", lambda a, b: np.linalg.vecdot(a, b, axis=0), fixed((3, 2), (3, 1))),
+    Case("matvec", np.matvec, fixed((2, 3, 4), (4,))),
+    Case("vecmat", np.vecmat, fixed((3,), (2, 3, 4))),
+    Case("linalg.outer", np.linalg.outer, fixed((2,), (3,))),
+    Case("linalg.cross", np.linalg.cross, cross_shapes),
+    Case("linalg.diagonal", lambda a: np.linalg.diagonal(a, offset=1), matrix_shape(False)),
+    Case("linalg.trace", np.linalg.trace, matrix_shape(square=False)),
+    Case("linalg.tensordot", lambda a, b: np.linalg.tensordot(a, b, axes=1), fixed((2, 3), (3, 2))),
+    Case("linalg.matmul", np.linalg.matmul, matmul_shapes),
     # constructors with BVar arguments
     Case("hnp.full", lambda c: hnp.full((2, 3), c), fixed(())),
     Case("hnp.full_like", lambda a, c: hnp.full_like(a, c), fixed((2, 2), ())),

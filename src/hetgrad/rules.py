@@ -48,6 +48,10 @@ PIECEWISE_CONSTANT_UFUNCS: set[Any] = {
 }  # fmt: skip
 """Ufuncs with zero derivative: applied to the primal values, returning plain results."""
 
+COMPOSED_UFUNCS: dict[Any, Callable[..., Any]] = {}
+"""Generalized ufuncs lifted as compositions of other lifted functions (``vecdot``,
+``matvec``): ufunc -> implementation, called with the inputs and keywords."""
+
 
 def prim(
     fn: Callable[..., Any], *vjps: Callable[..., Any], name: str, nondiff: tuple[int, ...] = ()
@@ -870,6 +874,9 @@ def dispatch_ufunc(ufunc: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) 
         return apply(p, inputs, kwargs)
     if ufunc in PIECEWISE_CONSTANT_UFUNCS:
         return ufunc(*[primal(x) for x in inputs], **kwargs)
+    composed = COMPOSED_UFUNCS.get(ufunc)
+    if composed is not None:
+        return composed(*inputs, **kwargs)
     raise NotImplementedError(
         f"numpy.{ufunc.__name__} is not differentiable in hetgrad yet; lift it with "
         "hetgrad.primitive and defvjp, or apply it to bvar.value if no gradient should flow"

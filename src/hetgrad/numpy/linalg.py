@@ -4,7 +4,10 @@ The functions are NumPy's own (``hnp.linalg.inv is numpy.linalg.inv``): on plain
 they run at NumPy's speed, and on BVars NumPy hands them to hetgrad, which records them.
 Lifted: ``inv``, ``pinv``, ``det``, ``slogdet``, ``solve``, ``lstsq``, ``cholesky``,
 ``eigh``, ``eigvalsh``, ``svd`` (singular values, and U and V), ``qr``, ``norm``,
-``matrix_power``, ``multi_dot``, ``matrix_transpose``.
+``matrix_power``, ``multi_dot``, ``matrix_transpose``, ``cond`` (``matrix_rank`` gives a
+plain number), and NumPy 2's ``vector_norm``, ``matrix_norm``, ``svdvals``, ``vecdot``,
+``outer``, ``cross``, ``diagonal``, ``trace``, ``tensordot`` and ``matmul``.  Not lifted:
+``eig`` and ``eigvals`` (complex results).
 
 Conventions for the gradients:
 
@@ -41,29 +44,39 @@ from numpy.linalg import (  # noqa: F401  (re-exported: NumPy's names)
     LinAlgError,
     cholesky,
     cond,
+    cross,
     det,
+    diagonal,
     eig,
     eigh,
     eigvals,
     eigvalsh,
     inv,
     lstsq,
+    matmul,
+    matrix_norm,
     matrix_power,
     matrix_rank,
     matrix_transpose,
     multi_dot,
     norm,
+    outer,
     pinv,
     qr,
     slogdet,
     solve,
     svd,
+    svdvals,
+    tensordot,
+    trace,
+    vecdot,
+    vector_norm,
 )
 
 from .. import rules
 from ..rules import prim, safe_quotient, swapaxes, unbroadcast
 from ..tape import primal
-from ._core import NP, kept, lift, ndim_of, shape_of
+from ._core import NP, constant, kept, lift, ndim_of, shape_of
 from ._shape import reshape, tril, triu
 
 _AxisError: type[Exception] = getattr(np, "exceptions", np).AxisError  # (NumPy < 1.25: np)
@@ -72,6 +85,8 @@ __all__ = [
     "LinAlgError", "cholesky", "cond", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv",
     "lstsq", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot", "norm", "pinv",
     "qr", "slogdet", "solve", "svd",
+    "vector_norm", "matrix_norm", "svdvals", "vecdot", "outer", "cross", "diagonal", "trace",
+    "tensordot", "matmul",
 ]  # fmt: skip
 
 
@@ -469,3 +484,98 @@ rules.FUNCTIONS.update({
     np.linalg.slogdet: slogdet_p, np.linalg.solve: solve_p, np.linalg.cholesky: cholesky_p,
     np.linalg.eigh: eigh_p, np.linalg.svd: svd_p,
 })  # fmt: skip
+
+
+# -- NumPy 2's array-API names, as compositions of the functions above ---------------------
+
+
+def _vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:  # noqa: A002
+    """``numpy.linalg.vector_norm``: the axes (all by default) merged into one, then
+    ``norm`` of vectors."""
+    nd = ndim_of(x)
+    NP.linalg.vector_norm(np.zeros((1,) * nd), axis=axis, ord=ord)  # (NumPy's own checks)
+    axes = tuple(range(nd)) if axis is None else tuple(
+        int(ax) % nd for ax in ((axis,) if np.ndim(axis) == 0 else axis))  # fmt: skip
+    rest = [ax for ax in range(nd) if ax not in axes]
+    shape = shape_of(x)
+    merged = reshape(np.transpose(x, rest + list(axes)),
+                     tuple(shape[ax] for ax in rest) + (-1,))  # fmt: skip
+    out = np.linalg.norm(merged, ord, axis=-1)
+    if keepdims:
+        out = reshape(out, tuple(1 if ax in axes else n for ax, n in enumerate(shape)))
+    return out
+
+
+def _matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:  # noqa: A002
+    return np.linalg.norm(x, ord, axis=(-2, -1), keepdims=keepdims)
+
+
+def _svdvals(x: Any, /) -> Any:
+    return np.linalg.svd(x, compute_uv=False)
+
+
+def _vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    """``vecdot`` of real values: ``sum(x1 * x2, axis)`` (the ufunc and linalg's)."""
+    NP.vecdot(np.zeros(shape_of(x1)), np.zeros(shape_of(x2)), axis=axis)  # (NumPy's checks)
+    return np.sum(x1 * x2, axis=axis)
+
+
+def _matvec(x1: Any, x2: Any, /) -> Any:
+    """``numpy.matvec`` (NumPy 2.2): ``x1 @ x2`` over the last axes, batched."""
+    return np.matmul(x1, np.expand_dims(x2, -1))[..., 0]
+
+
+def _vecmat(x1: Any, x2: Any, /) -> Any:
+    """``numpy.vecmat`` (NumPy 2.2): ``x1 @ x2`` with ``x1`` a (batch of) row vector."""
+    return np.matmul(np.expand_dims(x1, -2), x2)[..., 0, :]
+
+
+def _linalg_outer(x1: Any, x2: Any, /) -> Any:
+    if ndim_of(x1) != 1 or ndim_of(x2) != 1:
+        NP.linalg.outer(np.zeros(shape_of(x1)), np.zeros(shape_of(x2)))  # (NumPy's error)
+    return np.outer(x1, x2)
+
+
+def _linalg_cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    NP.linalg.cross(np.zeros(shape_of(x1)), np.zeros(shape_of(x2)), axis=axis)  # (checks)
+    return np.cross(x1, x2, axis=axis)
+
+
+def _cond(x: Any, p: Any = None) -> Any:
+    """``numpy.linalg.cond``: through the singular values for ``p`` None, 2 and -2, else
+    ``norm(x, p) * norm(inv(x), p)``."""
+    if p is None or p == 2 or p == -2:
+        s = np.linalg.svd(x, compute_uv=False)
+        big, small = s[..., 0], s[..., -1]
+        return small / big if p == -2 else big / small
+    return np.linalg.norm(x, p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), p, axis=(-2, -1))
+
+
+def _linalg_diagonal(x: Any, /, *, offset: int = 0) -> Any:
+    return np.diagonal(x, offset, -2, -1)
+
+
+def _linalg_trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
+    return np.trace(x, offset, -2, -1, dtype)
+
+
+def _linalg_tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
+    return np.tensordot(x1, x2, axes)
+
+
+def _linalg_matmul(x1: Any, x2: Any, /) -> Any:
+    return np.matmul(x1, x2)
+
+
+rules.FUNCTIONS.update({
+    np.linalg.vector_norm: _vector_norm, np.linalg.matrix_norm: _matrix_norm,
+    np.linalg.svdvals: _svdvals, np.linalg.vecdot: _vecdot, np.linalg.outer: _linalg_outer,
+    np.linalg.cross: _linalg_cross, np.linalg.diagonal: _linalg_diagonal,
+    np.linalg.trace: _linalg_trace, np.linalg.tensordot: _linalg_tensordot,
+    np.linalg.matmul: _linalg_matmul, np.linalg.cond: _cond,
+    np.linalg.matrix_rank: constant(np.linalg.matrix_rank),
+})  # fmt: skip
+rules.COMPOSED_UFUNCS[np.vecdot] = _vecdot
+for _u, _impl in ((getattr(np, "matvec", None), _matvec), (getattr(np, "vecmat", None), _vecmat)):
+    if _u is not None:  # (NumPy 2.2)
+        rules.COMPOSED_UFUNCS[_u] = _impl
