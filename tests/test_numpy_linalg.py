@@ -70,8 +70,12 @@ def test_norms_of_empty_vectors_and_matrices_are_numpys_zeros(
     ord_: Any, axis: Any, shape: tuple[int, ...]
 ) -> None:
     x = np.zeros(shape)
+    try:
+        want = np.linalg.norm(x, ord_, axis=axis)
+    except ValueError:  # (NumPy 2.0 raised here: no identity for an empty maximum)
+        pytest.skip("this NumPy has no norm of an empty slice to compare with")
     got, pullback = hetgrad.vjp(lambda a: np.linalg.norm(a, ord_, axis=axis), x)
-    np.testing.assert_array_equal(got, np.linalg.norm(x, ord_, axis=axis))
+    np.testing.assert_array_equal(got, want)
     assert pullback(np.ones(2)).shape == shape
 
 

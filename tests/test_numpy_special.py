@@ -29,11 +29,12 @@ def test_every_exported_function_is_registered_or_a_constructor() -> None:
         assert (
             obj in rules.UFUNCS
             or obj in rules.FUNCTIONS
-            or obj in (rules.PIECEWISE_CONSTANT_UFUNCS)
+            or obj in rules.PIECEWISE_CONSTANT_UFUNCS
+            or obj in rules.COMPOSED_UFUNCS
         ), name
     for name in hnp.linalg.__all__:
         obj = getattr(hnp.linalg, name)
-        if name not in ("LinAlgError", "eig", "eigvals", "cond", "matrix_rank"):
+        if name not in ("LinAlgError", "eig", "eigvals"):
             assert obj in rules.FUNCTIONS, name
 
 
@@ -492,6 +493,14 @@ def test_pinv_hermitian_reads_the_lower_triangle() -> None:
         _value(lambda a: np.linalg.multi_dot([a, a], out=np.empty((2, 2))), x)
 
 
+def _pads_by_dict() -> bool:
+    try:
+        np.pad(np.ones(1), {0: (1, 0)})
+    except TypeError:
+        return False
+    return True
+
+
 def test_shape_functions_with_broadcasting_and_one_dimension() -> None:
     row = np.arange(4.0).reshape(1, 4)
     idx = np.array([[0], [1], [0]])
@@ -502,8 +511,9 @@ def test_shape_functions_with_broadcasting_and_one_dimension() -> None:
     for f in (lambda v: np.triu(v), lambda v: np.tril(v, -1)):
         hetgrad.check_grads(f, v)  # a 1-D input is broadcast into rows
     pad = lambda a: np.pad(a, {1: (1, 0)})  # noqa: E731
-    np.testing.assert_array_equal(_value(pad, row), pad(row))
-    hetgrad.check_grads(pad, row)
+    if _pads_by_dict():  # (NumPy 2.0 took no dict)
+        np.testing.assert_array_equal(_value(pad, row), pad(row))
+        hetgrad.check_grads(pad, row)
     with pytest.raises(ValueError, match="Cannot specify order"):
         _value(lambda a: np.sort(a, order="f"), v)
 

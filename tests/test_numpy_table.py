@@ -422,6 +422,186 @@ def meshgrid_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
             "sparse": data.draw(st.booleans())}  # fmt: skip
 
 
+# -- sequence helpers --
+
+
+
+def sequence_pair(scalars: bool = False) -> Shapes:
+    lengths = st.integers(1, 4).map(lambda n: (n,))
+    side = st.one_of(st.just(()), lengths) if scalars else lengths
+    return lambda data: (data.draw(side), data.draw(side))
+
+
+def conv_mode(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"mode": data.draw(st.sampled_from(["full", "same", "valid"]))}
+
+
+def interp_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    x = data.draw(array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3))
+    return (x, (data.draw(st.integers(1, 4)),))
+
+
+def _near_knot(x: np.ndarray, knots: np.ndarray, period: float = np.inf) -> np.ndarray:
+    d = np.abs(np.subtract.outer(x, knots)) % period
+    return np.any(np.minimum(d, period - d) < 0.1, axis=-1)
+
+
+def interp_points(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """x, xp, fp: knots at least 0.5 apart, every x at least 0.1 from each (no kinks)."""
+    xshape, (n,) = shapes
+    xp = np.cumsum(rng.uniform(0.5, 1.5, n)) - n / 2
+    x = rng.uniform(xp[0] - 1.0, xp[-1] + 1.0, xshape)
+    x = np.where(_near_knot(x, xp), x + 0.2, x)
+    return [np.asarray(v).astype(dtype) for v in (x, xp, rng.uniform(-2.0, 2.0, n))]
+
+
+def periodic_points(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """x, xp, fp for period 4: one knot in each of n equal cells of a period, moved by
+    whole periods and shuffled; every x at least 0.1 from each knot, modulo 4."""
+    xshape, (n,) = shapes
+    knots = (np.arange(n) + rng.uniform(0.2, 0.8, n)) * (4.0 / n)
+    xp = rng.permutation(knots + 4.0 * rng.integers(-1, 2, n))
+    x = rng.uniform(-4.0, 8.0, xshape)
+    x = np.where(_near_knot(x, xp, 4.0), x + 0.2, x)
+    return [np.asarray(v).astype(dtype) for v in (x, xp, rng.uniform(-2.0, 2.0, n))]
+
+
+def gradient_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    (s,) = shapes
+    d = len(s)
+    axis = data.draw(st.one_of(st.none(), st.integers(-d, d - 1), st.lists(
+        st.integers(0, d - 1), min_size=1, max_size=d, unique=True).map(tuple)))  # fmt: skip
+    axes = range(d) if axis is None else [axis] if isinstance(axis, int) else axis
+    order2 = min(s[ax] for ax in axes) >= 3 and data.draw(st.booleans())
+    spacing = data.draw(st.sampled_from([(), (0.5,), (0.5, 2.0, 1.5)[: len(axes)]]))
+    return {"axis": axis, "edge_order": 2 if order2 else 1, "spacing": spacing}
+
+
+def coordinate_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    f = data.draw(array_shapes(min_dims=1, max_dims=2, min_side=2, max_side=4))
+    return (f, (f[0],))
+
+
+def coordinates(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """f and, along its first axis, increasing coordinates at least 0.5 apart."""
+    f, (n,) = shapes
+    c = np.cumsum(rng.uniform(0.5, 1.5, n))
+    return [rng.uniform(-2.0, 2.0, f).astype(dtype), c.astype(dtype)]
+
+
+def edge_order_for_first_axis(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"edge_order": data.draw(st.sampled_from([1, 2] if shapes[0][0] >= 3 else [1]))}
+
+
+def an_axis(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    return {"axis": data.draw(st.integers(-d, d - 1))}
+
+
+def y_with_x_along(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    y = data.draw(array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=3))
+    return (y, (y[0],))
+
+
+def three_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    strat = array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3)
+    return (data.draw(strat), data.draw(strat), data.draw(strat))
+
+
+def poly_and_points(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    p = (data.draw(st.integers(1, 4)),)
+    return (p, data.draw(array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3)))
+
+
+def vander_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"N": data.draw(st.one_of(st.none(), st.integers(0, 4))),
+            "increasing": data.draw(st.booleans())}  # fmt: skip
+
+
+def fit_points(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """x spread over [-1, 1] (a well-conditioned fit), y, and weights in [0.5, 2]."""
+    (n,), y, *w = shapes
+    x = np.linspace(-1.0, 1.0, n) + rng.uniform(-0.1, 0.1, n)
+    out = [x, rng.uniform(-2.0, 2.0, y)] + [rng.uniform(0.5, 2.0, s) for s in w]
+    return [v.astype(dtype) for v in out]
+
+
+def degree(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"deg": data.draw(st.integers(0, 3))}
+
+
+def integration_shapes(data: st.DataObject) -> tuple[tuple[int, ...], ...]:
+    p = (data.draw(st.integers(1, 4)),)
+    return (p, data.draw(st.sampled_from([(), (0,), (1,), (2,), (3,)])))
+
+
+def integration_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    k = shapes[1]
+    if k == ():
+        return {"m": data.draw(st.integers(0, 3))}
+    return {"m": k[0] if k[0] != 1 else data.draw(st.integers(0, 3))}
+
+
+def cumulative_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    d = len(shapes[0])
+    axis = data.draw(st.integers(-d, d - 1)) if d > 1 else data.draw(st.sampled_from([None, 0]))
+    return {"axis": axis, "include_initial": data.draw(st.booleans())}
+
+
+# -- statistics helpers --
+
+
+QUANTILE_METHODS = ["linear", "lower", "higher", "nearest", "midpoint", "weibull", "hazen",
+                    "median_unbiased", "normal_unbiased", "interpolated_inverted_cdf"]
+
+
+def distinct_values(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """Values in (-1.8, 1.8), at least half a step apart: finite differences across a tie
+    of an order statistic would fail."""
+    out = []
+    for s in shapes:
+        k = int(np.prod(s))
+        x = (rng.permutation(k) + rng.uniform(0.0, 0.5, k)) * (3.6 / max(k, 1)) - 1.8
+        out.append(x.reshape(s).astype(dtype))
+    return out
+
+
+def distinct_with_nans(rng: np.random.Generator, shapes: Any, dtype: Any) -> list[Any]:
+    """``distinct_values`` with NaN where the index sum is 1 mod 3: with sides of 2 or 3,
+    every slice along any axes keeps a value that is not NaN."""
+    out = distinct_values(rng, shapes, dtype)
+    for x in out:
+        x[np.indices(x.shape).sum(axis=0) % 3 == 1] = np.nan
+    return out
+
+
+def quantile_params(scale: float) -> Params:
+    """Reduction axes, levels (times ``scale``: 100 for percentiles) and a method."""
+
+    def draw(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+        q = data.draw(st.sampled_from([0.5, 0.0, 1.0, 0.3, (0.1, 0.75, 1.0)]))
+        levels = q * scale if isinstance(q, float) else np.array(q) * scale
+        method = data.draw(st.sampled_from(QUANTILE_METHODS))
+        return {**reduce_params()(data, shapes), "q": levels, "method": method}
+
+    return draw
+
+
+def sample_shapes(n: int) -> Shapes:
+    """``n`` equal shapes of samples: at least three observations either way (two would
+    make every correlation +-1)."""
+    strat = st.sampled_from([(3,), (4,), (3, 3), (3, 4), (4, 3)])
+    return lambda data: (data.draw(strat),) * n
+
+
+def rowvar_param(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {"rowvar": data.draw(st.booleans())}
+
+
+def cov_params(data: st.DataObject, shapes: Any) -> dict[str, Any]:
+    return {**rowvar_param(data, shapes), "bias": data.draw(st.booleans())}
+
+
 CASES: list[Case] = [
     # elementwise
     unary("negative", np.negative), unary("positive", np.positive),
@@ -628,12 +808,80 @@ CASES: list[Case] = [
     Case("linalg.trace", np.linalg.trace, matrix_shape(square=False)),
     Case("linalg.tensordot", lambda a, b: np.linalg.tensordot(a, b, axes=1), fixed((2, 3), (3, 2))),
     Case("linalg.matmul", np.linalg.matmul, matmul_shapes),
+    # order statistics, NaN reductions, covariances
+    Case("median", np.median, any_shape(min_side=1), reduce_params(), make=distinct_values),
+    Case("quantile", np.quantile, any_shape(min_side=1), quantile_params(1.0),
+         make=distinct_values),
+    Case("percentile", np.percentile, any_shape(min_side=1), quantile_params(100.0),
+         make=distinct_values),
+    Case("nanmedian", np.nanmedian, any_shape(min_side=2), reduce_params(),
+         make=distinct_with_nans),
+    Case("nanquantile", np.nanquantile, any_shape(min_side=2), quantile_params(1.0),
+         make=distinct_with_nans),
+    Case("nanpercentile", np.nanpercentile, any_shape(min_side=2), quantile_params(100.0),
+         make=distinct_with_nans),
+    Case("nanmax", np.nanmax, any_shape(min_side=2), reduce_params(), make=distinct_with_nans),
+    Case("nanmin", np.nanmin, any_shape(min_side=2), reduce_params(), make=distinct_with_nans),
+    Case("nanprod", np.nanprod, any_shape(), reduce_params(), make=distinct_with_nans),
+    Case("nanvar", np.nanvar, any_shape(min_side=2), reduce_params(), make=distinct_with_nans),
+    Case("nanstd", np.nanstd, any_shape(min_side=2), reduce_params(), make=distinct_with_nans),
+    Case("nanvar ddof=1", lambda a: np.nanvar(a, axis=-1, ddof=1),
+         any_shape(min_side=3, min_dims=1), make=distinct_with_nans),
+    Case("nanstd ddof=1", lambda a: np.nanstd(a, axis=0, ddof=1, keepdims=True),
+         any_shape(min_side=3, min_dims=1), make=distinct_with_nans),
+    Case("nancumsum", np.nancumsum, any_shape(), int_axis, make=distinct_with_nans),
+    Case("nancumprod", np.nancumprod, any_shape(), int_axis, make=distinct_with_nans),
+    Case("ptp", np.ptp, any_shape(min_side=1), reduce_params(), make=distinct_values),
+    Case("cov", np.cov, sample_shapes(1), cov_params),
+    Case("cov y", lambda m, y, **p: np.cov(m, y, **p), sample_shapes(2), cov_params),
+    Case("cov ddof=2", lambda m: np.cov(m, ddof=2), fixed((2, 5))),
+    Case("cov weights", lambda m, w: np.cov(m, fweights=np.array([1, 2, 0, 3]), aweights=w),
+         fixed((3, 4), (4,)), domains=((-2.0, 2.0), (0.5, 2.0))),
+    Case("corrcoef", np.corrcoef, sample_shapes(1), rowvar_param),
+    Case("corrcoef y", lambda x, y, **p: np.corrcoef(x, y, **p), sample_shapes(2), rowvar_param),
     # constructors with BVar arguments
     Case("hnp.full", lambda c: hnp.full((2, 3), c), fixed(())),
     Case("hnp.full_like", lambda a, c: hnp.full_like(a, c), fixed((2, 2), ())),
     Case("linspace", lambda a, b: np.linspace(a, b, 5), fixed((), ())),
     Case("zeros_like", lambda a: np.zeros_like(a) + a, any_shape()),
     Case("ones_like", lambda a: np.ones_like(a) * a, any_shape()),
+    # sequences: convolution, interpolation, integration, polynomials
+    Case("convolve", np.convolve, sequence_pair(scalars=True), conv_mode),
+    Case("correlate", np.correlate, sequence_pair(), conv_mode),
+    Case("interp", np.interp, interp_shapes, make=interp_points),
+    Case("interp left right", lambda x, xp, fp, lo, hi: np.interp(x, xp, fp, lo, hi),
+         interp_shapes, make=lambda r, s, t: interp_points(r, s, t)
+         + [r.uniform(-2.0, 2.0, ()).astype(t), r.uniform(-2.0, 2.0, ()).astype(t)]),
+    Case("interp period", lambda x, xp, fp: np.interp(x, xp, fp, period=4.0), interp_shapes,
+         make=periodic_points),
+    Case("trapezoid", lambda y, axis: np.trapezoid(y, dx=0.5, axis=axis),
+         any_shape(min_dims=1), an_axis),
+    Case("trapezoid x", lambda y, x: np.trapezoid(y, x, axis=0), y_with_x_along),
+    Case("trapezoid x nd", lambda y, x: np.trapezoid(y, x), same_shapes(2, min_dims=1)),
+    Case("trapezoid dx", lambda y, dx: np.trapezoid(y, dx=dx), fixed((2, 3), ())),
+    Case("gradient", lambda f, spacing, **p: np.gradient(f, *spacing, **p),
+         lambda d: (d.draw(array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4)),),
+         gradient_params),
+    Case("gradient coordinates", lambda f, c, edge_order: np.gradient(f, c, axis=0,
+         edge_order=edge_order), coordinate_shapes, edge_order_for_first_axis,
+         make=coordinates),
+    Case("gradient spacing", lambda f, h: np.gradient(f, h), fixed((3, 2), ()),
+         domains=((-2.0, 2.0), (0.5, 2.0))),
+    Case("ediff1d", lambda a, end, begin: np.ediff1d(a, end, begin), three_shapes),
+    Case("polyval", np.polyval, poly_and_points),
+    Case("vander", np.vander, any_shape(min_dims=1, max_dims=1), vander_params),
+    Case("polyfit", np.polyfit, fixed((5,), (5,)), degree, make=fit_points),
+    Case("polyfit 2-d y", np.polyfit, fixed((5,), (5, 2)), degree, make=fit_points),
+    Case("polyfit w", lambda x, y, w, deg: np.polyfit(x, y, deg, w=w), fixed((5,), (5,), (5,)),
+         degree, make=fit_points),
+    Case("polyder", lambda p, m: np.polyder(p, m), any_shape(min_dims=1, max_dims=1),
+         lambda d, s: {"m": d.draw(st.integers(0, 3))}),
+    Case("polyint", lambda p, k, m: np.polyint(p, m, k), integration_shapes, integration_params),
+    *([Case("cumulative_sum", lambda x, **p: np.cumulative_sum(x, **p), any_shape(),
+            cumulative_params),
+       Case("cumulative_prod", lambda x, **p: np.cumulative_prod(x, **p), any_shape(),
+            cumulative_params)]
+      if hasattr(np, "cumulative_sum") else []),  # (NumPy 2.1)
 ]  # fmt: skip
 
 FIRST_ORDER_ONLY = {"sign", "floor", "ceil", "rint", "round", "around"}

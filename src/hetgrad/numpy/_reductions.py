@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -264,8 +265,17 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     """``numpy.nanmean``: the mean of the values that are not NaN."""
     if out is not None:
         raise NotImplementedError("numpy.nanmean with out= cannot be recorded")
-    where = ~np.isnan(primal(a)) & kwargs.pop("where", True)
-    return np.mean(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where, **kwargs)
+    # As NumPy computes it (the sum of the non-NaN values over their count), so the value
+    # is NumPy's to the last bit.
+    kept_ = ~np.isnan(primal(a))
+    total = np.sum(np.where(kept_, a, 0.0), axis=axis, dtype=dtype, keepdims=keepdims, **kwargs)
+    count = np.sum(kept_, axis=axis, dtype=np.intp, keepdims=keepdims, **kwargs)
+    count = np.asarray(count, dtype=np.result_type(primal(total)))
+    if np.all(count):
+        return total / count
+    # An all-NaN slice: NaN and NumPy's warning, and no 0/0 in the reverse pass either.
+    warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=3)
+    return np.where(count == 0, np.nan, total / np.where(count == 0, 1.0, count))
 
 
 rules.FUNCTIONS.update({

@@ -492,12 +492,11 @@ _piecewise: list[Any] = [np.argmax, np.argmin, np.argsort, np.argwhere, np.nonze
               np.isscalar]  # fmt: skip
 for _f in _piecewise:
     rules.FUNCTIONS[_f] = constant(_f)
-# NumPy 2's array-API names, where this NumPy has them.
-for _f, _impl in ((getattr(np, "matrix_transpose", None), _matrix_transpose),
-                  (getattr(np.linalg, "matrix_transpose", None), _matrix_transpose),
-                  (getattr(np, "concat", None), concatenate),
-                  (getattr(np, "permute_dims", None), rules.FUNCTIONS[np.transpose]),
-                  (getattr(np, "unstack", None), unstack)):  # fmt: skip
-    if _f is not None:
-        rules.FUNCTIONS[_f] = _impl
+# NumPy 2's array-API names.
+rules.FUNCTIONS.update({
+    np.matrix_transpose: _matrix_transpose, np.linalg.matrix_transpose: _matrix_transpose,
+    np.concat: concatenate, np.permute_dims: rules.FUNCTIONS[np.transpose],
+})  # fmt: skip
+if hasattr(np, "unstack"):  # (NumPy 2.1)
+    rules.FUNCTIONS[np.unstack] = unstack
 rules.PIECEWISE_CONSTANT_UFUNCS.add(np.floor_divide)

@@ -79,7 +79,7 @@ from ..tape import primal
 from ._core import NP, constant, kept, lift, ndim_of, shape_of
 from ._shape import reshape, tril, triu
 
-_AxisError: type[Exception] = getattr(np, "exceptions", np).AxisError  # (NumPy < 1.25: np)
+_AxisError: type[Exception] = np.exceptions.AxisError
 
 __all__ = [
     "LinAlgError", "cholesky", "cond", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv",
