@@ -14,10 +14,18 @@ and BVar fill values), plus :func:`logsumexp` and :func:`safe_where`.  Names tha
 lifted fall through to NumPy; calling one on a BVar raises ``NotImplementedError`` naming
 the function, never a silently wrong gradient.
 
-Conventions: ``max``/``min`` split the gradient evenly among ties; ``sign``, ``floor``,
-``ceil``, ``round``, ``rint``, ``floor_divide`` (``//``) and comparisons have zero gradient
-(they return plain values); ``remainder`` (``%``) and ``fmod`` have the one-sided
-gradients of ``x - c * floor(x / c)``; ``abs`` and ``norm`` have the subgradient 0 at 0.
+Which names are lifted is listed in the API reference ("What is differentiable"), read
+from hetgrad's dispatch tables.
+
+Conventions: ``max``/``min`` (and ``nanmax``, ``ptp``, and the order statistics
+``median``, ``quantile``, ``percentile``) split the gradient evenly among ties; ``sign``,
+``floor``, ``ceil``, ``round``, ``rint``, ``heaviside``, ``floor_divide`` (``//``) and
+comparisons have zero gradient (they return plain values); ``remainder`` (``%``) and
+``fmod`` have the one-sided gradients of ``x - c * floor(x / c)``; ``abs``, ``fabs``,
+``copysign`` and ``norm`` have the subgradient 0 at 0; ``nan`` functions and
+``nan_to_num`` give replaced elements a zero gradient; an element that ``insert``,
+``repeat`` or ``meshgrid`` copies gets the sum of its copies' gradients.  Levels ``q`` of
+quantiles are constants (a BVar ``q`` raises ``TypeError``).
 Reductions differentiate their keywords (``sum``/``mean`` with ``where=``,
 ``prod``/``max``/``min`` with ``initial=``, ``var``/``std`` with ``ddof=`` or
 ``correction=``); a keyword without a rule (``prod(where=)``, ``var(mean=)``, ``out=``
