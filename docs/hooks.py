@@ -52,7 +52,7 @@ def lifted_functions() -> str:
         return ", ".join(f"`{n}`" for n in found)
 
     return (
-        f"**Ufuncs with gradients:** {names(rules.UFUNCS)}.\n\n"
+        f"**Ufuncs with gradients:** {names([*rules.UFUNCS, *rules.COMPOSED_UFUNCS])}.\n\n"
         "**Ufuncs with zero gradient** (they return plain values): "
         f"{names(rules.PIECEWISE_CONSTANT_UFUNCS)}.\n\n"
         f"**Functions:** {names(rules.FUNCTIONS)}.\n"
