@@ -86,3 +86,30 @@ def test_matrix_norms_return_numpys_types(ord_: Any) -> None:
     want = np.linalg.norm(x, ord_)
     assert type(got) is type(want) and got == pytest.approx(want)
     hetgrad.check_grads(lambda a: np.linalg.norm(a, ord_), x)
+
+
+@pytest.mark.parametrize("p", [None, 2, -2, 1, -1, np.inf, -np.inf, "fro"])
+def test_cond_of_a_singular_matrix_is_numpys_inf_with_no_gradient(p: Any) -> None:
+    good = np.array([[2.0, 1.0], [0.5, 3.0]])
+    x = np.stack([good, np.array([[1.0, 2.0], [2.0, 4.0]]), np.zeros((2, 2))])
+    with np.errstate(all="ignore"):
+        want = np.linalg.cond(x, p)
+    got, pullback = hetgrad.vjp(lambda a: np.linalg.cond(a, p), x)  # (was NaN, or raised)
+    np.testing.assert_array_equal(got, want)
+    g = pullback(np.ones(3))
+    np.testing.assert_array_equal(g[np.isinf(want)], 0.0)  # (rounding leaves some finite)
+    np.testing.assert_allclose(g[0], hetgrad.grad(lambda a: np.linalg.cond(a, p))(good))
+
+
+def test_gufuncs_check_their_core_dimensions_and_keywords_as_numpy() -> None:
+    v = np.arange(3.0)
+    with pytest.raises(ValueError, match="matvec"):  # (was a dot product, silently)
+        hetgrad.grad_bp(lambda b: np.matvec(np.ones(3), b), v)
+    with pytest.raises(ValueError, match="vecmat"):
+        hetgrad.grad_bp(lambda b: np.vecmat(b, np.ones(3)), v)
+    with pytest.raises(NotImplementedError, match="vecdot.*axes="):
+        hetgrad.grad_bp(lambda b: np.vecdot(b, b, axes=[(0,), (0,), ()]), v)
+    x = np.arange(6.0).reshape(2, 3)
+    got = hetgrad.vjp(lambda a: np.vecdot(a, a, keepdims=True), x)[0]
+    np.testing.assert_array_equal(got, np.vecdot(x, x, keepdims=True))
+    np.testing.assert_array_equal(hetgrad.grad(lambda a: np.sum(np.vecdot(a, a, axis=0)))(x), 2 * x)

@@ -658,3 +658,20 @@ def test_constants_written_as_lists_in_products_and_operators() -> None:
     for f, x, want in cases:
         np.testing.assert_array_equal(hetgrad.grad_bp(f, x), want)
         hetgrad.check_grads(f, x)
+
+
+def test_select_and_nan_to_num_results_are_numpys_types() -> None:
+    c = np.array([True, False])
+    a32 = np.array([1.0, 2.0], np.float32)
+    got = hetgrad.vjp(lambda a: np.select([c, ~c], [a, 3.0]), a32)[0]
+    assert got.dtype == np.select([c, ~c], [a32, 3.0]).dtype == np.float32  # (was float64)
+    for x in (np.float64(np.nan), np.array(np.inf)):
+        got = hetgrad.vjp(np.nan_to_num, x)[0]
+        assert type(got) is type(np.nan_to_num(x)) is np.float64 and got == np.nan_to_num(x)
+
+
+def test_unstack_refuses_what_numpy_refuses() -> None:
+    with pytest.raises(ValueError, match="at least 1-d"):  # (was ZeroDivisionError)
+        hetgrad.grad_bp(lambda x: np.unstack(x)[0], 2.0)
+    with pytest.raises(np.exceptions.AxisError):
+        hetgrad.grad_bp(lambda x: np.unstack(x, axis=2)[0].sum(), np.ones((2, 2)))

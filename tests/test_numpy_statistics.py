@@ -373,3 +373,10 @@ def test_nanmean_is_numpys_to_the_bit_and_an_all_nan_slice_has_a_zero_gradient()
         warnings.filterwarnings("ignore", "Mean of empty slice")
         g = hetgrad.grad(lambda x: np.nansum(np.nanmean(x, axis=1)))(m)
     np.testing.assert_array_equal(g, np.array([[0.0] * 5, [0.2] * 5], np.float32))
+
+
+@pytest.mark.parametrize("f", [np.quantile, np.nanquantile])
+def test_a_scalar_level_gives_a_numpy_scalar(f: Callable[..., Any]) -> None:
+    for x in (np.array([3.0, 1.0, 2.0]), np.array([3.0, 1.0, 2.0], np.float32)):
+        got, want = hetgrad.vjp(lambda a: f(a, 0.3), x)[0], f(x, 0.3)
+        assert type(got) is type(want) and got == want  # (was a 0-d array)

@@ -25,7 +25,11 @@ comparisons have zero gradient (they return plain values); ``remainder`` (``%``)
 ``copysign`` and ``norm`` have the subgradient 0 at 0; ``nan`` functions and
 ``nan_to_num`` give replaced elements a zero gradient; an element that ``insert``,
 ``repeat`` or ``meshgrid`` copies gets the sum of its copies' gradients.  Levels ``q`` of
-quantiles are constants (a BVar ``q`` raises ``TypeError``).
+quantiles are constants (a BVar ``q`` raises ``TypeError``).  NumPy hands a call to hetgrad
+only when a BVar is among the arguments it dispatches on, the arrays: a BVar given only as
+an option (``interp``'s ``left``, ``polyint``'s ``k``, ``select``'s ``default``) while the
+arrays are plain never reaches hetgrad: NumPy's own code then meets the BVar and fails
+with hetgrad's error about dropping a BVar from the tape.
 Reductions differentiate their keywords (``sum``/``mean`` with ``where=``,
 ``prod``/``max``/``min`` with ``initial=``, ``var``/``std`` with ``ddof=`` or
 ``correction=``); a keyword without a rule (``prod(where=)``, ``var(mean=)``, ``out=``

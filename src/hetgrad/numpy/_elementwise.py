@@ -16,7 +16,7 @@ import numpy as np
 
 from ..rules import prim
 from ..tape import primal
-from ._core import NP, apply1, lift, shape_of
+from ._core import NP, apply1, lift
 
 SERIES_BELOW = 0.01
 """Where ``|pi x|`` is below this, sinc's slope comes from its Taylor series: the quotient
@@ -47,7 +47,8 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     big = np.finfo(px.dtype).max
     out = NP.where(np.isneginf(px), -big if neginf is None else neginf, x)
     out = NP.where(np.isposinf(px), big if posinf is None else posinf, out)
-    return NP.where(np.isnan(px), nan, out)
+    out = NP.where(np.isnan(px), nan, out)
+    return out[()] if px.ndim == 0 else out  # (of a 0-d value, a scalar: as NumPy's)
 
 
 @lift(np.select)
@@ -55,12 +56,12 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
     """``numpy.select``: the first choice whose condition holds, as a chain of ``where``
     (conditions are constants; choices and ``default`` may be BVars)."""
     conds = [np.asarray(primal(c)) for c in condlist]
-    # NumPy's own checks (lengths, boolean conditions) on values of the right shapes.
-    np.select(conds, [np.empty(shape_of(c)) for c in choicelist], 0.0)
+    # The plain call: NumPy's checks (lengths, boolean conditions) and its result's dtype.
+    plain = np.select(conds, [primal(c) for c in choicelist], primal(default))
     out = default
     for cond, choice in reversed(list(zip(conds, choicelist))):
         out = np.where(cond, choice, out)
-    return out
+    return out if np.result_type(primal(out)) == plain.dtype else out.astype(plain.dtype)
 
 
 @lift(np.real)

@@ -443,6 +443,7 @@ def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     """``numpy.unstack`` (NumPy 2.1): the slices along ``axis``."""
+    NP.unstack(np.broadcast_to(0.0, shape_of(x)), axis=axis)  # (NumPy's checks; no copy)
     lead = (slice(None),) * (axis % ndim_of(x))
     return tuple(x[lead + (i,)] for i in range(shape_of(x)[axis]))
 

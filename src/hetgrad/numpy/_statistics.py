@@ -231,7 +231,8 @@ def _quantile(name: str, a: Any, q: Any, axis: Any, out: Any, method: str, keepd
         return _quantiles(s, count, levels.ravel(), method, weak)
 
     empty = _nan_mean(a, axis, keepdims) if skip_nan else _no_values
-    return _order_statistic(a, axis, keepdims, skip_nan, stat, levels.shape, empty)
+    r = _order_statistic(a, axis, keepdims, skip_nan, stat, levels.shape, empty)
+    return r[()] if type(primal(r)) is np.ndarray and not shape_of(r) else r  # (a scalar)
 
 
 @lift(np.median)

@@ -514,20 +514,39 @@ def _svdvals(x: Any, /) -> Any:
     return np.linalg.svd(x, compute_uv=False)
 
 
-def _vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+def _zeros(x: Any) -> np.ndarray:
+    """Zeros of ``x``'s shape without the memory (for NumPy's own checks of shapes)."""
+    return np.broadcast_to(0.0, shape_of(x))
+
+
+def _vecdot(x1: Any, x2: Any, /, *, axis: int = -1, keepdims: bool = False,
+            **unsupported: Any) -> Any:  # fmt: skip
     """``vecdot`` of real values: ``sum(x1 * x2, axis)`` (the ufunc and linalg's)."""
-    NP.vecdot(np.zeros(shape_of(x1)), np.zeros(shape_of(x2)), axis=axis)  # (NumPy's checks)
-    return np.sum(x1 * x2, axis=axis)
+    _no_gufunc_keywords("vecdot", unsupported)
+    NP.vecdot(_zeros(x1), _zeros(x2), axis=axis, keepdims=keepdims)  # (NumPy's checks)
+    return np.sum(x1 * x2, axis=axis, keepdims=keepdims)
 
 
-def _matvec(x1: Any, x2: Any, /) -> Any:
+def _matvec(x1: Any, x2: Any, /, **unsupported: Any) -> Any:
     """``numpy.matvec`` (NumPy 2.2): ``x1 @ x2`` over the last axes, batched."""
+    _no_gufunc_keywords("matvec", unsupported)
+    NP.matvec(_zeros(x1), _zeros(x2))  # (NumPy's checks: the core dimensions)
     return np.matmul(x1, np.expand_dims(x2, -1))[..., 0]
 
 
-def _vecmat(x1: Any, x2: Any, /) -> Any:
+def _vecmat(x1: Any, x2: Any, /, **unsupported: Any) -> Any:
     """``numpy.vecmat`` (NumPy 2.2): ``x1 @ x2`` with ``x1`` a (batch of) row vector."""
+    _no_gufunc_keywords("vecmat", unsupported)
+    NP.vecmat(_zeros(x1), _zeros(x2))
     return np.matmul(np.expand_dims(x1, -2), x2)[..., 0, :]
+
+
+def _no_gufunc_keywords(name: str, keywords: dict[str, Any]) -> None:
+    if keywords:
+        raise NotImplementedError(
+            f"numpy.{name} of a BVar with {', '.join(f'{k}=' for k in keywords)} is not "
+            "differentiable in hetgrad; move the axes with numpy.moveaxis first"
+        )
 
 
 def _linalg_outer(x1: Any, x2: Any, /) -> Any:
@@ -543,7 +562,18 @@ def _linalg_cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
 
 def _cond(x: Any, p: Any = None) -> Any:
     """``numpy.linalg.cond``: through the singular values for ``p`` None, 2 and -2, else
-    ``norm(x, p) * norm(inv(x), p)``."""
+    ``norm(x, p) * norm(inv(x), p)``.  Where NumPy's is inf (a singular matrix) the
+    result is that constant, with no gradient."""
+    want = np.linalg.cond(primal(x), p)
+    singular = ~np.isfinite(want)
+    if np.any(singular):
+        eye = np.eye(shape_of(x)[-1], dtype=np.result_type(primal(x)))
+        safe = np.where(singular[..., None, None], eye, x)
+        return np.where(singular, want, _finite_cond(safe, p))
+    return _finite_cond(x, p)
+
+
+def _finite_cond(x: Any, p: Any) -> Any:
     if p is None or p == 2 or p == -2:
         s = np.linalg.svd(x, compute_uv=False)
         big, small = s[..., 0], s[..., -1]
