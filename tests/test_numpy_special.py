@@ -665,6 +665,9 @@ def test_select_and_nan_to_num_results_are_numpys_types() -> None:
     a32 = np.array([1.0, 2.0], np.float32)
     got = hetgrad.vjp(lambda a: np.select([c, ~c], [a, 3.0]), a32)[0]
     assert got.dtype == np.select([c, ~c], [a32, 3.0]).dtype == np.float32  # (was float64)
+    got = hetgrad.vjp(lambda a: np.select([c, ~c], [a, [5.0, 6.0]]), a32)[0]  # (a list: float64)
+    np.testing.assert_array_equal(got, np.select([c, ~c], [a32, [5.0, 6.0]]))
+    assert got.dtype == np.float64
     for x in (np.float64(np.nan), np.array(np.inf)):
         got = hetgrad.vjp(np.nan_to_num, x)[0]
         assert type(got) is type(np.nan_to_num(x)) is np.float64 and got == np.nan_to_num(x)

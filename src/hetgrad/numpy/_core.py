@@ -27,7 +27,8 @@ from ..tree import flatten
 NP: Any = np
 """NumPy without its type stubs: for calls passing options through (``np.pad(**kw)``)."""
 
-__all__ = ["NP", "lift", "apply1", "record_many", "shape_of", "ndim_of", "axes_of", "kept"]
+__all__ = ["NP", "lift", "apply1", "record_many", "shape_of", "ndim_of", "axes_of", "kept",
+           "stand_in"]
 
 
 def lift(*numpy_funcs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -109,6 +110,13 @@ def constant(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     return rules.shape_of(x)
+
+
+def stand_in(x: Any) -> np.ndarray:
+    """Zeros of ``x``'s shape and dtype that take no memory (a read-only broadcast of one
+    zero): what a lifted function hands NumPy to have it check its arguments, and raise
+    its own errors, without computing on the values."""
+    return np.broadcast_to(np.zeros((), np.result_type(primal(x))), shape_of(x))
 
 
 def ndim_of(x: Any) -> int:

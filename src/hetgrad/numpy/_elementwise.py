@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..rules import prim
-from ..tape import primal
-from ._core import NP, apply1, lift
+from ..tape import BVar, primal
+from ._core import NP, apply1, lift, stand_in
 
 SERIES_BELOW = 0.01
 """Where ``|pi x|`` is below this, sinc's slope comes from its Taylor series: the quotient
@@ -56,12 +56,15 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
     """``numpy.select``: the first choice whose condition holds, as a chain of ``where``
     (conditions are constants; choices and ``default`` may be BVars)."""
     conds = [np.asarray(primal(c)) for c in condlist]
-    # The plain call: NumPy's checks (lengths, boolean conditions) and its result's dtype.
-    plain = np.select(conds, [primal(c) for c in choicelist], primal(default))
+    # Arrays written as lists read as arrays; Python numbers stay weak (do not widen the
+    # dtype), as in NumPy's select.
+    choicelist = [c if isinstance(c, (BVar, int, float)) else np.asarray(c) for c in choicelist]
+    np.select(conds, [stand_in(c) for c in choicelist], 0.0)  # (NumPy's own checks)
+    dtype = np.result_type(*[primal(c) for c in choicelist], primal(default))
     out = default
     for cond, choice in reversed(list(zip(conds, choicelist))):
         out = np.where(cond, choice, out)
-    return out if np.result_type(primal(out)) == plain.dtype else out.astype(plain.dtype)
+    return out if np.result_type(primal(out)) == dtype else out.astype(dtype)
 
 
 @lift(np.real)

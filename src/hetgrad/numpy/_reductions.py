@@ -267,9 +267,10 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
         raise NotImplementedError("numpy.nanmean with out= cannot be recorded")
     # As NumPy computes it (the sum of the non-NaN values over their count), so the value
     # is NumPy's to the last bit.
-    kept_ = ~np.isnan(primal(a))
-    total = np.sum(np.where(kept_, a, 0.0), axis=axis, dtype=dtype, keepdims=keepdims, **kwargs)
-    count = np.sum(kept_, axis=axis, dtype=np.intp, keepdims=keepdims, **kwargs)
+    present = ~np.isnan(primal(a))
+    total = np.sum(np.where(present, a, 0.0), axis=axis, dtype=dtype, keepdims=keepdims,
+                   **kwargs)  # fmt: skip
+    count = np.sum(present, axis=axis, dtype=np.intp, keepdims=keepdims, **kwargs)
     count = np.asarray(count, dtype=np.result_type(primal(total)))
     if np.all(count):
         return total / count

@@ -13,7 +13,7 @@ import numpy as np
 from .. import rules
 from ..rules import getitem, prim, reshape
 from ..tape import BVar, primal
-from ._core import NP, apply1, constant, lift, ndim_of, record_many, shape_of
+from ._core import NP, apply1, constant, lift, ndim_of, record_many, shape_of, stand_in
 
 # --------------------------------------------------------------------------------------
 # Primitives with one-line rules.
@@ -370,7 +370,7 @@ def copy(a: Any, order: str = "K", subok: bool = False) -> Any:
 @lift(np.rot90)
 def rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
     """``numpy.rot90``: flips and a swap of the two axes."""
-    np.rot90(np.empty(shape_of(m)), k, axes)  # (NumPy's own checks of k and axes)
+    np.rot90(stand_in(m), k, axes)  # (NumPy's own checks of k and axes)
     a0, a1 = (int(ax) % ndim_of(m) for ax in axes)
     k %= 4
     if k == 0:
@@ -443,7 +443,7 @@ def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     """``numpy.unstack`` (NumPy 2.1): the slices along ``axis``."""
-    NP.unstack(np.broadcast_to(0.0, shape_of(x)), axis=axis)  # (NumPy's checks; no copy)
+    NP.unstack(stand_in(x), axis=axis)  # (NumPy's own checks)
     lead = (slice(None),) * (axis % ndim_of(x))
     return tuple(x[lead + (i,)] for i in range(shape_of(x)[axis]))
 
@@ -452,7 +452,7 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
 def block(arrays: Any) -> Any:
     """``numpy.block``: the innermost lists joined along the last axis, the next ones
     along the axis before, and so on."""
-    np.block(_shapes_only(arrays))  # (NumPy's own checks of the nesting)
+    np.block(_stand_ins(arrays))  # (NumPy's own checks of the nesting)
     depth, ndim = _nesting(arrays)
     ndim = max(ndim, depth)
 
@@ -464,14 +464,13 @@ def block(arrays: Any) -> Any:
     return join(arrays, 0)
 
 
-def _shapes_only(x: Any) -> Any:
-    """The nested lists of ``block`` with each array replaced by an empty one of its shape
-    and dtype (NumPy's checks need no values)."""
+def _stand_ins(x: Any) -> Any:
+    """The nested lists of ``block`` with each array replaced by its stand-in."""
     if isinstance(x, list):
-        return [_shapes_only(e) for e in x]
+        return [_stand_ins(e) for e in x]
     if isinstance(x, tuple):
         return x  # (which NumPy refuses, naming it)
-    return np.empty(shape_of(x), np.result_type(primal(x)))
+    return stand_in(x)
 
 
 def _nesting(x: Any) -> tuple[int, int]:

@@ -76,7 +76,7 @@ from numpy.linalg import (  # noqa: F401  (re-exported: NumPy's names)
 from .. import rules
 from ..rules import prim, safe_quotient, swapaxes, unbroadcast
 from ..tape import primal
-from ._core import NP, constant, kept, lift, ndim_of, shape_of
+from ._core import NP, constant, kept, lift, ndim_of, shape_of, stand_in
 from ._shape import reshape, tril, triu
 
 _AxisError: type[Exception] = np.exceptions.AxisError
@@ -514,30 +514,25 @@ def _svdvals(x: Any, /) -> Any:
     return np.linalg.svd(x, compute_uv=False)
 
 
-def _zeros(x: Any) -> np.ndarray:
-    """Zeros of ``x``'s shape without the memory (for NumPy's own checks of shapes)."""
-    return np.broadcast_to(0.0, shape_of(x))
-
-
 def _vecdot(x1: Any, x2: Any, /, *, axis: int = -1, keepdims: bool = False,
             **unsupported: Any) -> Any:  # fmt: skip
     """``vecdot`` of real values: ``sum(x1 * x2, axis)`` (the ufunc and linalg's)."""
     _no_gufunc_keywords("vecdot", unsupported)
-    NP.vecdot(_zeros(x1), _zeros(x2), axis=axis, keepdims=keepdims)  # (NumPy's checks)
+    NP.vecdot(stand_in(x1), stand_in(x2), axis=axis, keepdims=keepdims)  # (NumPy's checks)
     return np.sum(x1 * x2, axis=axis, keepdims=keepdims)
 
 
 def _matvec(x1: Any, x2: Any, /, **unsupported: Any) -> Any:
     """``numpy.matvec`` (NumPy 2.2): ``x1 @ x2`` over the last axes, batched."""
     _no_gufunc_keywords("matvec", unsupported)
-    NP.matvec(_zeros(x1), _zeros(x2))  # (NumPy's checks: the core dimensions)
+    NP.matvec(stand_in(x1), stand_in(x2))  # (NumPy's checks: the core dimensions)
     return np.matmul(x1, np.expand_dims(x2, -1))[..., 0]
 
 
 def _vecmat(x1: Any, x2: Any, /, **unsupported: Any) -> Any:
     """``numpy.vecmat`` (NumPy 2.2): ``x1 @ x2`` with ``x1`` a (batch of) row vector."""
     _no_gufunc_keywords("vecmat", unsupported)
-    NP.vecmat(_zeros(x1), _zeros(x2))
+    NP.vecmat(stand_in(x1), stand_in(x2))
     return np.matmul(np.expand_dims(x1, -2), x2)[..., 0, :]
 
 
@@ -551,12 +546,12 @@ def _no_gufunc_keywords(name: str, keywords: dict[str, Any]) -> None:
 
 def _linalg_outer(x1: Any, x2: Any, /) -> Any:
     if ndim_of(x1) != 1 or ndim_of(x2) != 1:
-        NP.linalg.outer(np.zeros(shape_of(x1)), np.zeros(shape_of(x2)))  # (NumPy's error)
+        NP.linalg.outer(stand_in(x1), stand_in(x2))  # (NumPy's error)
     return np.outer(x1, x2)
 
 
 def _linalg_cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
-    NP.linalg.cross(np.zeros(shape_of(x1)), np.zeros(shape_of(x2)), axis=axis)  # (checks)
+    NP.linalg.cross(stand_in(x1), stand_in(x2), axis=axis)  # (NumPy's checks)
     return np.cross(x1, x2, axis=axis)
 
 
