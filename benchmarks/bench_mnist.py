@@ -89,6 +89,14 @@ def np_softmax(z: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def np_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.outer(a, b)`` as BLAS computes it, a matrix product with an inner dimension of 1:
+    the same values, ~1.5x faster than ``np.outer`` at 784x300.  hetgrad's matmul pullback
+    computes a layer's one-sample gradient so, and the baseline must be the fastest NumPy a
+    careful hand would write, or the ratios would credit hetgrad with a faster kernel."""
+    return np.dot(a[:, None], b[None, :])
+
+
 def numpy_run(net: Network, x: np.ndarray) -> np.ndarray:
     h1 = np_logistic(x @ net.layer1.weights + net.layer1.biases)
     h2 = np_logistic(h1 @ net.layer2.weights + net.layer2.biases)
@@ -105,8 +113,8 @@ def numpy_grad(net: Network, x: np.ndarray, t: np.ndarray, scale: float = 1.0) -
     d2 = (d3 @ l3.weights.T) * h2 * (1.0 - h2)
     d1 = (d2 @ l2.weights.T) * h1 * (1.0 - h1)
     if x.ndim == 1:
-        return Network(Layer(np.outer(x, d1), d1), Layer(np.outer(h1, d2), d2),
-                       Layer(np.outer(h2, d3), d3))  # fmt: skip
+        return Network(Layer(np_outer(x, d1), d1), Layer(np_outer(h1, d2), d2),
+                       Layer(np_outer(h2, d3), d3))  # fmt: skip
     return Network(Layer(x.T @ d1, d1.sum(0)), Layer(h1.T @ d2, d2.sum(0)),
                    Layer(h2.T @ d3, d3.sum(0)))  # fmt: skip
 
@@ -209,7 +217,7 @@ def _dense(layer: Layer, x: np.ndarray) -> tuple[np.ndarray, Callable[..., Any]]
 
 def _layer_grad(x: np.ndarray, dz: np.ndarray) -> Layer:
     if x.ndim == 1:
-        return Layer(np.outer(x, dz), dz)
+        return Layer(np_outer(x, dz), dz)
     return Layer(x.T @ dz, dz.sum(0))
 
 

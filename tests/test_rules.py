@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import hetgrad
 from finite_diff import assert_close_tree, numeric_grad
 from hetgrad import backprop, grad, grad_bp
 
@@ -134,6 +135,25 @@ def test_dot_and_outer() -> None:
     f = lambda m, v, w: np.sum(np.dot(m, v) * w) + np.sum(np.outer(v, w) ** 2) + np.dot(v, v)
     for g, want in zip(grad_bp(f, m, v, w), numeric_grad(f, (m, v, w))):
         assert_close_tree(g, want)
+
+
+@pytest.mark.parametrize(
+    "da,db", [("f8", "f8"), ("f4", "f4"), ("f4", "f8"), ("i8", "f8"), (">f8", ">f8")]
+)
+def test_the_per_sample_layer_gradient_is_numpys_outer_product(da: str, db: str) -> None:
+    # The matrix gradient of ``x @ W`` (and of ``W @ x``) with a vector x is an outer
+    # product, computed by BLAS for two float vectors of one dtype: NumPy's values and
+    # dtype, whichever path computes it (NumPy's ``outer`` of a strided vector included).
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=24)[::2] * 4).astype(da)
+    w = rng.normal(size=(12, 7))
+    for f, weights in ((lambda w: x @ w, w), (lambda w: w @ x, w.T.copy())):
+        out = f(weights)
+        g = (rng.normal(size=out.shape) * 4).astype(db)
+        got = hetgrad.vjp(f, weights)[1](g)
+        want = np.outer(x, g) if weights is w else np.outer(g, x)
+        assert got.dtype == np.result_type(weights, want)
+        np.testing.assert_array_equal(got, want.astype(got.dtype))
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "sin", "cos", "tanh", "sqrt"])
