@@ -1,10 +1,13 @@
 """Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME ...] [--peers]``.
 
-Runs every ``benchmarks/bench_*.py`` module in this process, prints Markdown tables of
-times and ratios to the hand-written baseline, and writes ``benchmarks/results/latest.json``
-and ``benchmarks/results/latest.md`` with the machine, versions and thread settings.  A
-partial run (``--quick`` or ``--only``) writes ``partial.json`` and ``partial.md`` instead,
-so it never replaces the full results the README shows.
+Runs every ``benchmarks/bench_*.py`` module (a workload) in a process of its own, so no
+workload runs in the wake of another's (a peer's threads, a heap grown by a 10,000-leaf
+structure); every implementation of one workload is timed in that one process.  Prints
+Markdown tables of times and ratios to the hand-written baseline, and writes
+``benchmarks/results/latest.json`` and ``benchmarks/results/latest.md`` with the machine,
+versions and thread settings.  A partial run (``--quick`` or ``--only``) writes
+``partial.json`` and ``partial.md`` instead, so it never replaces the full results the
+README shows.
 With ``--peers`` it first creates (or reuses) ``benchmarks/.venv-peers`` with hetgrad and the
 peers (autograd, PyTorch, JAX, micrograd) and re-runs itself there.
 """
@@ -23,7 +26,9 @@ import importlib  # noqa: E402
 import json  # noqa: E402
 import pkgutil  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -47,6 +52,17 @@ def environment(malloc: str = "system default", run: str = "full") -> dict[str, 
         "malloc": malloc,
         "date": time.strftime("%Y-%m-%d"),
     }
+    # Set on some machines so that older OpenBLAS builds pick a safe kernel; it applies to
+    # every implementation alike, but it is part of what the figures were measured with.
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            info[var] = os.environ[var]
+    return info
+
+
+def peer_versions() -> dict[str, str]:
+    """The versions and thread settings of the peers this process has imported."""
+    info = {}
     for peer in ("autograd", "torch", "jax", "micrograd"):
         if peer in sys.modules:
             try:
@@ -67,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results")
     parser.add_argument("--peers", action="store_true",
                         help="re-run inside benchmarks/.venv-peers with the peers installed")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # run one module; --out is a file
     args = parser.parse_args(argv)
     if args.peers:
         from .peers import rerun_inside
@@ -84,17 +101,28 @@ def main(argv: list[str] | None = None) -> int:
             )
         names = [n for n in names if n.removeprefix("bench_") in
                  {o.removeprefix("bench_") for o in args.only}]  # fmt: skip
+    if args.worker is not None:
+        return _run_workload(args.worker, args.quick, Path(args.out))
     partial = args.quick or args.only is not None
     run_kind = ("quick, " if args.quick else "") + (
         "only " + " ".join(n.removeprefix("bench_") for n in names) if args.only else "full"
     )
-    malloc = keep_freed_memory()
     report = Report()
-    for name in names:
-        module = importlib.import_module(f"benchmarks.{name}")
-        print(f"running {name} ...", flush=True)
-        module.run(report, args.quick)
-    env = environment(malloc, run_kind)
+    env = environment(keep_freed_memory(), run_kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            print(f"running {name} ...", flush=True)
+            part = Path(tmp) / f"{name}.json"
+            cmd = [sys.executable, "-m", "benchmarks", "--worker", name, "--out", str(part)]
+            done = subprocess.run(cmd + (["--quick"] if args.quick else []), cwd=HERE.parent)
+            if done.returncode != 0:
+                print(f"{name} failed (exit code {done.returncode}); no results written",
+                      file=sys.stderr)
+                return 1
+            result = json.loads(part.read_text())
+            report.rows.extend(result["rows"])
+            report.notes.extend(result["notes"])
+            env.update(result["environment"])  # the versions of the peers it imported
     header = "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items())
     md = header + "\n\n" + report.markdown()
     print("\n" + md)
@@ -106,6 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     (out / f"{stem}.md").write_text(md)
     print(f"Wrote {out / stem}.json and {out / stem}.md")
+    return 0
+
+
+def _run_workload(name: str, quick: bool, out: Path) -> int:
+    """The child's part: time one module's implementations; write its rows, notes and the
+    versions of the peers it imported to ``out``."""
+    keep_freed_memory()
+    report = Report()
+    importlib.import_module(f"benchmarks.{name}").run(report, quick)
+    out.write_text(json.dumps({"rows": report.rows, "notes": report.notes,
+                               "environment": peer_versions()}))
     return 0
 
 
