@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import hetgrad
+import hetgrad.numpy as hnp
 
 AxisError = getattr(np, "exceptions", np).AxisError
 RankWarning = getattr(np, "exceptions", np).RankWarning
@@ -290,6 +291,20 @@ def test_polyval_vander_polyder_polyint_match_numpy() -> None:
     hetgrad.check_grads(lambda p, x: np.polyval(p, x), p, np.array([0.3, -1.2]), order=2, rng=0)
     hetgrad.check_grads(lambda x: np.vander(x, 4), np.array([0.3, 0.0, -1.2]), order=2, rng=0)
     hetgrad.check_grads(lambda p, k: np.polyint(p, 3, k), p, 0.5, order=2, rng=0)
+
+
+def test_a_bvar_of_a_list_is_read_as_numpy_reads_a_list_where_a_sequence_is_taken() -> None:
+    # polyval's coefficients and block's blocks may be lists, and stack's arrays come as
+    # one: a BVar of a list there is what the list is to NumPy (other functions refuse it,
+    # naming themselves: test_misuse).
+    coefficients, rows = [1.5, -2.0, 0.5], [np.array([1.0, 2.0]), np.array([3.0, -1.0])]
+    got = hetgrad.grad_bp(lambda p: np.polyval(p, 2.0), coefficients)
+    assert type(got) is list and got == pytest.approx([4.0, 2.0, 1.0])
+    for fn in (lambda rs: np.block([rs]), np.stack, hnp.array):
+        np.testing.assert_array_equal(hetgrad.eval_bp(fn, rows), fn(rows))
+        got = hetgrad.grad_bp(lambda rs, fn=fn: np.sum(fn(rs) ** 2), rows)
+        np.testing.assert_array_equal(got[0], 2.0 * rows[0])
+        np.testing.assert_array_equal(got[1], 2.0 * rows[1])
 
 
 def test_polyfit_cov_complex_convolve_and_a_poly1d_are_refused_naming_the_function() -> None:

@@ -1400,6 +1400,21 @@ class TreeVar(BVar):
     def __neg__(self) -> Any:
         return operator.neg(self._split())
 
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        # NumPy asks a structure only where it is an argument itself: the sequences that
+        # stack, concatenate and the like take are asked element by element.  Of the
+        # lifted functions, only those below read a BVar of a list as NumPy reads a list;
+        # the others would fail inside NumPy with an error about something else.
+        if func in _READ_A_STRUCTURE:
+            return super().__array_function__(func, types, args, kwargs)
+        module = getattr(func, "__module__", None) or "numpy"
+        raise TypeError(
+            f"{module}.{func.__name__} was given a BVar of a {self._container.name}; NumPy "
+            "functions take BVars of arrays or numbers (a BVar of a list of numbers "
+            "becomes one with hetgrad.numpy.array(v); or use hetgrad.tree_map over the "
+            "fields)"
+        )
+
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         # A NumPy number or array on the left of an operator (np.float64(0.5) * params)
         # reaches here: it is the structure's own arithmetic, as with a Python number.
@@ -1419,6 +1434,9 @@ def _dict_lookup(t: type | None) -> bool:
     return (t is not None and issubclass(t, dict) and t.get is dict.get
             and t.__contains__ is dict.__contains__)  # fmt: skip
 
+
+# polyval: a list of coefficients; block: nested lists of blocks; and the shape queries.
+_READ_A_STRUCTURE = frozenset({np.polyval, np.block, np.shape, np.ndim, np.size})
 
 _STRUCTURE_OPERATORS = {
     np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
