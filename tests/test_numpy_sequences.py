@@ -140,6 +140,23 @@ def test_interp_result_types_and_period() -> None:
     assert float(on_bvars(lambda fp: np.interp(1.0, [1.0], fp), np.array([5.0]))) == 5.0
 
 
+def test_interp_with_infinite_or_nan_samples_gives_numpys_values() -> None:
+    # Next to an infinite sample the line is inf * 0 or inf - inf; NumPy then takes the
+    # sample at a knot, the line from the segment's other end, or the common value of both
+    # ends, and a NaN x stays NaN.  Every combination of these samples, at and between
+    # the knots, outside them and at NaN, with and without period, left and right.
+    special = [0.0, 1.0, np.inf, -np.inf, np.nan]
+    x = np.array([-np.inf, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, np.inf, np.nan])
+    xp = np.array([0.0, 1.0, 2.0, 3.0])
+    options: list[dict[str, Any]] = [{}, {"period": 3.5}, {"left": np.inf, "right": np.nan}]
+    with np.errstate(invalid="ignore"):
+        for fp in itertools.product(special, repeat=4):
+            for kw in options:
+                got = hetgrad.vjp(lambda x, fp, kw=kw: np.interp(x, xp, fp, **kw), x,
+                                  np.array(fp))[0]  # fmt: skip
+                np.testing.assert_array_equal(got, np.interp(x, xp, fp, **kw))
+
+
 def test_interp_refusals() -> None:
     with pytest.raises(NotImplementedError, match="numpy.interp"):
         hetgrad.grad_bp(lambda x: np.interp(x, XP, FP + 1j), 0.5)

@@ -160,7 +160,24 @@ def _linear(x: Any, xp: Any, fp: Any) -> Any:
     # is 0 and NumPy gives fp[-1].)
     slope = safe_quotient(fp[j + 1] - fp[j], xp[j + 1] - xp[j])
     k = j + (xv == xpv[-1])  # the line's anchor: at the last knot, that knot (fp[-1] exactly)
-    return fp[k] + slope * (x - xp[k])
+    y = fp[k] + slope * (x - xp[k])
+    if np.isnan(primal(y)).any():  # (rare: an infinite sample, or a NaN)
+        y = _numpy_where_nan(y, x, xp, fp, j, k, slope)
+    return y
+
+
+def _numpy_where_nan(y: Any, x: Any, xp: Any, fp: Any, j: Any, k: Any, slope: Any) -> Any:
+    """``y`` with NumPy's value where the line gave NaN (``inf * 0`` or ``inf - inf`` next
+    to an infinite sample): the sample itself where ``x`` is a knot, else the line from
+    the segment's other end, else the sample where both ends hold the same value (NaN
+    where ``x`` is NaN)."""
+    xv, xpv, fpv = primal(x), primal(xp), primal(fp)
+    nan = np.isnan(primal(y))
+    y = np.where(nan & (xv == xpv[k]), fp[k], y)
+    nan = np.isnan(primal(y))
+    y = np.where(nan, fp[j + 1] + slope * (x - xp[j + 1]), y)
+    same = (fpv[j] == fpv[j + 1]) & ~np.isnan(xv)  # (a NaN x stays NaN)
+    return np.where(np.isnan(primal(y)) & same, fp[j], y)
 
 
 @lift(np.interp)
