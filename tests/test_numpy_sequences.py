@@ -324,6 +324,15 @@ def test_a_bvar_of_a_list_is_read_as_numpy_reads_a_list_where_a_sequence_is_take
         np.testing.assert_array_equal(got[1], 2.0 * rows[1])
 
 
+def test_polyder_and_polyint_of_a_0d_value_raise_numpys_error() -> None:
+    for fn in (np.polyder, np.polyint, lambda p: np.polyder(p, 0)):
+        with pytest.raises(TypeError, match="unsized object"):
+            fn(np.array(3.0))  # NumPy's own
+        with pytest.raises(TypeError, match="unsized object"):
+            hetgrad.grad_bp(lambda p, fn=fn: np.sum(fn(p)), np.array(3.0))
+    assert hetgrad.grad_bp(lambda p: np.polyint(p, 0), np.array(3.0)) == 1.0
+
+
 def test_polyfit_cov_complex_convolve_and_a_poly1d_are_refused_naming_the_function() -> None:
     x = np.linspace(0.0, 1.0, 5)
     with pytest.raises(NotImplementedError, match="numpy.polyfit with cov="):

@@ -457,6 +457,8 @@ def polyder(p: Any, m: int = 1) -> Any:
     if m < 0:
         raise ValueError("Order of derivative must be positive (see polyint)")
     p = _array(p)
+    if ndim_of(p) == 0:
+        raise TypeError("len() of unsized object")  # (NumPy's error for a 0-d p)
     for _ in range(m):
         n = shape_of(p)[0] - 1
         p = p[:-1] * np.arange(n, 0, -1)
@@ -476,6 +478,8 @@ def polyint(p: Any, m: int = 1, k: Any = None) -> Any:
     if shape_of(k)[0] < m:
         raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
     p = _array(p)
+    if m and ndim_of(p) == 0:
+        raise TypeError("len() of unsized object")  # (NumPy's error for a 0-d p)
     for i in range(m):
         p = concatenate([p / np.arange(shape_of(p)[0], 0, -1), k[i : i + 1]])
     return p
