@@ -42,6 +42,29 @@ def test_value_shape_len_and_repr() -> None:
     grad_bp(f, np.array([1.0, 2.0, 3.0], dtype=np.float32))
 
 
+def test_a_bvar_of_a_number_is_a_number_to_isinstance_and_isscalar() -> None:
+    import numbers
+
+    # Code that branches on np.isscalar or numbers.Number takes the same branch under
+    # differentiation (isscalar(v) was False for every BVar, and the gradient below 0).
+    def f(x: Any) -> Any:
+        return np.sum(x * (2.0 if np.isscalar(x) and isinstance(x, numbers.Number) else 1.0))
+
+    for x in (3.0, np.float64(3.0), np.float32(3.0), np.array(3.0), np.array([3.0, 1.0])):
+        scalar = np.isscalar(x)
+        np.testing.assert_array_equal(grad_bp(f, x), np.full(np.shape(x), 2.0 if scalar else 1.0))
+    assert grad(grad(lambda x: x * x * np.isscalar(x)))(3.0) == 2.0  # (a BVar of a BVar)
+
+    def types(x: BVar) -> BVar:
+        assert type(x) is BVar and isinstance(x, BVar)
+        assert not isinstance(x, (float, np.ndarray, np.generic))
+        return x
+
+    grad_bp(types, 1.0)
+    assert grad_bp(lambda d: d["a"] * np.isscalar(d["a"]) * np.isscalar(d), {"a": 2.0}) == {
+        "a": 0.0}  # fmt: skip  (the dict itself is no scalar)
+
+
 def test_float_conversion_raises_but_int_and_bool_work() -> None:
     def f(x: BVar) -> BVar:
         with pytest.raises(TypeError, match=r"\.value"):

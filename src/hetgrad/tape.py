@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import operator
 import threading
 import weakref
@@ -1004,6 +1005,18 @@ class BVar:
         """The primal value (arrays as read-only views: the tape still reads them)."""
         return read_only(self._value)
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: PLE0307  (what isinstance asks after type(v))
+        # A BVar of a number is a number to isinstance, as the number is: np.isscalar(v)
+        # and isinstance(v, numbers.Number) do not change under differentiation (a branch
+        # on them would, and the gradient with it).  type(v) stays BVar.
+        v = self._value
+        while type(v) is BVar:  # (a BVar of an outer tape's BVar)
+            v = v._value
+        if type(v) is float or isinstance(v, np.generic):
+            return ScalarBVar
+        return type(self)
+
     def __repr__(self) -> str:
         return f"BVar({self._value!r})"
 
@@ -1426,6 +1439,16 @@ class TreeVar(BVar):
             f"numpy.{ufunc.__name__} was given a BVar of a {self._container.name}; NumPy "
             "functions take BVars of arrays or numbers (use hetgrad.tree_map over the fields)"
         )
+
+
+class ScalarBVar(BVar):
+    """The class a BVar of a Python or NumPy number reports (``v.__class__``): registered
+    as a ``numbers.Number``.  Never instantiated; ``type(v)`` is ``BVar``."""
+
+    __slots__ = ()
+
+
+numbers.Number.register(ScalarBVar)
 
 
 def _dict_lookup(t: type | None) -> bool:

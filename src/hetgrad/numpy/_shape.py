@@ -488,8 +488,10 @@ def _matrix_transpose(x: Any) -> Any:
 _piecewise: list[Any] = [np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
               np.count_nonzero, np.isclose, np.allclose, np.array_equal, np.searchsorted,
               np.round, np.around, np.isneginf, np.isposinf, np.any, np.all, np.fix,
-              np.zeros_like, np.ones_like, np.empty_like, np.iscomplexobj, np.isrealobj,
-              np.isscalar]  # fmt: skip
+              np.zeros_like, np.ones_like, np.empty_like, np.iscomplexobj,
+              np.isrealobj]  # fmt: skip
+# (np.isscalar is no dispatched function: a BVar of a number answers it as the number does,
+# through its __class__.)
 for _f in _piecewise:
     rules.FUNCTIONS[_f] = constant(_f)
 # NumPy 2's array-API names.
