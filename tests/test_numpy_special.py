@@ -3,6 +3,7 @@ cumprod, ties, constructors, building BVars from lists, and clear errors."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -473,6 +474,23 @@ def test_linspace_of_bvars_follows_numpy() -> None:
     assert np.isnan(_value(lambda s: np.linspace(s, 2.0, 1, retstep=True)[1], 1.0))
     ends = np.array([0.5, 1.0]), np.array([2.0, 3.0])
     hetgrad.check_grads(lambda s, e: np.linspace(s, e, 4), *ends)
+    hetgrad.check_grads(lambda s, e: np.linspace(s, e, 4, endpoint=False), *ends, order=2)
+
+
+def test_linspace_of_bvars_is_numpys_to_the_bit_at_special_values() -> None:
+    # NumPy computes k * step + start and sets the last point to stop itself (so an
+    # infinite start still ends at a finite stop), with its own order for a zero step.
+    special = [0.0, -2.5, 3.3, 1e-310, 1e300, np.inf, -np.inf, np.nan]
+    with np.errstate(all="ignore"):
+        for a, b in itertools.product(special, repeat=2):
+            for num, endpoint, dtype in itertools.product((1, 2, 5), (True, False),
+                                                          (np.float64, np.float32)):
+                s, e = dtype(a), dtype(b)
+                got = _value(lambda s, e, n=num, end=endpoint: np.linspace(s, e, n, endpoint=end),
+                             s, e)
+                want = np.linspace(s, e, num, endpoint=endpoint)
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want)
 
 
 def test_dtype_and_ndmin_are_applied_to_bvars() -> None:

@@ -415,18 +415,25 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
 def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
               retstep: bool = False, dtype: Any = None, axis: int = 0,
               **kw: Any) -> Any:  # fmt: skip
-    """``numpy.linspace`` with BVar endpoints: ``start + t * (stop - start)``, computed in
-    the endpoints' float type and cast to ``dtype`` (an integer ``dtype`` gives NumPy's
-    own result, a constant)."""
+    """``numpy.linspace`` with BVar endpoints, computed as NumPy computes it (``k * step +
+    start``, the last point ``stop`` itself) in the endpoints' float type, and cast to
+    ``dtype`` (an integer ``dtype`` gives NumPy's own result, a constant)."""
     if kw:
         raise NotImplementedError(f"numpy.linspace of BVars with {sorted(kw)}")
     ps, pe = primal(start), primal(stop)
     if dtype is not None and np.dtype(dtype).kind != "f":  # integers: no derivative
         return np.linspace(ps, pe, num, endpoint=endpoint, retstep=retstep,  # type: ignore[call-overload]
                            dtype=dtype, axis=axis)  # fmt: skip
-    t = np.linspace(0.0, 1.0, num, endpoint=endpoint, dtype=np.result_type(ps, pe, float(num)))
-    t = t.reshape((-1,) + (1,) * np.broadcast(ps, pe).ndim)
-    out = start + t * (stop - start)
+    div = num - 1 if endpoint else num
+    delta = stop - start
+    k = np.arange(num, dtype=np.result_type(ps, pe, float(num)))
+    k = k.reshape((-1,) + (1,) * np.broadcast(ps, pe).ndim)
+    if div > 0 and not np.any(primal(delta) / div == 0):
+        out = k * (delta / div) + start
+    else:  # (a step of 0, subnormal steps, or no step: NumPy's order of operations)
+        out = (k / div if div > 0 else k) * delta + start
+    if endpoint and num > 1:  # (the last point is stop exactly, even where delta is not finite)
+        out = np.where(np.arange(num).reshape(k.shape) == num - 1, stop, out)
     if dtype is not None and np.result_type(primal(out)) != np.dtype(dtype):
         out = rules.astype(out, np.dtype(dtype))
     if axis != 0:
