@@ -114,3 +114,28 @@ def test_gufuncs_check_their_core_dimensions_and_keywords_as_numpy() -> None:
     got = hetgrad.vjp(lambda a: np.vecdot(a, a, keepdims=True), x)[0]
     np.testing.assert_array_equal(got, np.vecdot(x, x, keepdims=True))
     np.testing.assert_array_equal(hetgrad.grad(lambda a: np.sum(np.vecdot(a, a, axis=0)))(x), 2 * x)
+
+
+def test_multi_dot_multiplies_in_numpys_order_and_checks_as_numpy_does() -> None:
+    # NumPy picks the order with the fewest multiplications; the same order gives the same
+    # values to the bit (left to right differs in the last places), and the same errors.
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        n = int(rng.integers(3, 7))
+        dims = rng.integers(1, 6, n + 1)
+        arrays = [rng.normal(size=(dims[i], dims[i + 1])) for i in range(n)]
+        if rng.random() < 0.3:
+            arrays[0] = arrays[0][0]
+        if rng.random() < 0.3:
+            arrays[-1] = arrays[-1][:, 0]
+        got = hetgrad.backprop_with(lambda *xs: np.linalg.multi_dot(list(xs)), *arrays)[0]
+        want = np.linalg.multi_dot(arrays)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+    chain = [rng.normal(size=s) for s in ((3,), (3, 4), (4, 2), (2,))]
+    hetgrad.check_grads(lambda a, b, c, d: np.linalg.multi_dot([a, b, c, d]), *chain, order=2,
+                        rng=0)  # fmt: skip
+    with pytest.raises(ValueError, match="at least two"):
+        hetgrad.grad_bp(lambda a: np.sum(np.linalg.multi_dot([a])), np.ones((2, 2)))
+    with pytest.raises(np.linalg.LinAlgError, match="two-dimensional"):
+        hetgrad.grad_bp(lambda a: np.sum(np.linalg.multi_dot([a, np.ones(2), a])), np.ones((2, 2)))

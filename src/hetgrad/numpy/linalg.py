@@ -37,6 +37,7 @@ array([[3., 0.],
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -473,10 +474,54 @@ def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
     if out is not None:
         raise NotImplementedError("numpy.linalg.multi_dot with out= cannot be recorded")
     arrays = list(arrays)
-    result = arrays[0]
-    for m in arrays[1:]:
-        result = np.dot(result, m)
-    return result
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    if len(arrays) == 2:
+        return np.dot(arrays[0], arrays[1])
+    # As NumPy: vectors at the ends as a row and a column, the products in the order that
+    # costs the fewest multiplications (so the values are NumPy's to the bit).
+    first, last = ndim_of(arrays[0]), ndim_of(arrays[-1])
+    if first == 1:
+        arrays[0] = np.atleast_2d(arrays[0])
+    if last == 1:
+        arrays[-1] = np.atleast_2d(arrays[-1]).T
+    for a in arrays:
+        if ndim_of(a) != 2:
+            raise np.linalg.LinAlgError(
+                f"{ndim_of(a)}-dimensional array given. Array must be two-dimensional")
+    split = _chain_order([shape_of(a)[0] for a in arrays] + [shape_of(arrays[-1])[1]])
+    result = _chain_product(arrays, split, 0, len(arrays) - 1)
+    if first == 1 and last == 1:
+        return result[0, 0]
+    return np.ravel(result) if first == 1 or last == 1 else result
+
+
+def _chain_order(p: list[int]) -> dict[tuple[int, int], int]:
+    """Where to split each run ``i..j`` of the matrices (shapes ``p[i] x p[i + 1]``) for
+    the fewest multiplications: the textbook dynamic programme, with NumPy's tie-breaking."""
+    n = len(p) - 1
+    if n == 3:  # (NumPy's own shortcut for three, which ties the other way)
+        a0, a1b0, b1c0, c1 = p
+        return {(0, 2): 1 if a0 * b1c0 * (a1b0 + c1) < a1b0 * c1 * (a0 + b1c0) else 0,
+                (0, 1): 0, (1, 2): 1}  # fmt: skip
+    cost = {(i, i): 0.0 for i in range(n)}
+    split: dict[tuple[int, int], int] = {}
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i, j] = math.inf
+            for k in range(i, j):
+                q = cost[i, k] + cost[k + 1, j] + p[i] * p[k + 1] * p[j + 1]
+                if q < cost[i, j]:
+                    cost[i, j], split[i, j] = q, k
+    return split
+
+
+def _chain_product(arrays: list[Any], split: dict[tuple[int, int], int], i: int, j: int) -> Any:
+    if i == j:
+        return arrays[i]
+    k = split[i, j]
+    return np.dot(_chain_product(arrays, split, i, k), _chain_product(arrays, split, k + 1, j))
 
 
 rules.FUNCTIONS.update({
