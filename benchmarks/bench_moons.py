@@ -9,7 +9,9 @@ SGD step with learning rate 0.5.  Two workloads:
   plain floats with a hand-written backward pass; peers: micrograd, autograd and PyTorch
   with 0-d tensors (JAX eager is left out: at its ~250 us per traced scalar operation one
   step would take about 15 s).
-* *vectorised*: the same model with arrays; the baseline is hand-written NumPy.
+* *vectorised*: the same model with arrays; the baseline is hand-written NumPy, and every
+  implementation is timed in the same interleaved rounds (the table's ratios are medians of
+  the ratios within a round).
 
 The harness pauses the garbage collector while timing, for every implementation alike;
 micrograd's graphs are reference cycles, so in real use the collector costs it far more.
@@ -17,6 +19,7 @@ micrograd's graphs are reference cycles, so in real use the collector costs it f
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +31,7 @@ from hetgrad.datasets import make_moons
 from hetgrad.examples.moons import MLP, Dense, Layer, Neuron, VecMLP, init_mlp, to_vectorised
 
 from .common import check_close, measure_auto, peer, to_numpy
-from .harness import Report
+from .harness import Report, best_ratio, measure_rounds, paired_ratio
 
 SIZES = [2, 16, 16, 1]
 N_POINTS = 100
@@ -359,11 +362,18 @@ def run(report: Report, quick: bool) -> None:
     vexpected = vec_leaves(vec_grad_by_hand(vmodel, vx, vy))
     check_close("moons vectorised, hetgrad", vexpected,
                 vec_leaves(hetgrad.grad_bp(lambda m: vec_loss(m, vx, vy), vmodel)))  # fmt: skip
-    report.add(group, wl, "hand-written NumPy",
-               measure_auto(lambda: vec_step_by_hand(vmodel, vx, vy), quick=quick))  # fmt: skip
-    report.add(group, wl, "hetgrad", measure_auto(
-        lambda: vmodel - RATE * hetgrad.grad_bp(lambda m: vec_loss(m, vx, vy), vmodel),
-        quick=quick))  # fmt: skip
+    steps: dict[str, Callable[[], Any]] = {
+        "hand-written NumPy": lambda: vec_step_by_hand(vmodel, vx, vy),
+        "hetgrad": lambda: vmodel - RATE * hetgrad.grad_bp(lambda m: vec_loss(m, vx, vy), vmodel),
+    }
+    extras: dict[str, dict[str, Any]] = {}
     for name, (step, grads, extra) in vec_peers(vmodel, vx, vy, report).items():
         check_close(f"moons vectorised, {name}", vexpected, [to_numpy(g) for g in grads])
-        report.add(group, wl, name, measure_auto(step, quick=quick), **extra)
+        steps[name], extras[name] = step, extra
+    # A step takes well under a millisecond here: every implementation is timed in the same
+    # interleaved rounds, so hetgrad and the peers are compared at the same moments.
+    rounds = measure_rounds(steps, min_time=0.01 if quick else 0.05, repeat=3 if quick else 11)
+    base = rounds["hand-written NumPy"]
+    for name, times in rounds.items():
+        report.add(group, wl, name, statistics.median(times), ratio=paired_ratio(times, base),
+                   best_ratio=round(best_ratio(times, base), 3), **extras.get(name, {}))
