@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import json
+import sys
+import types
+from pathlib import Path
+
 import pytest
-from benchmarks.__main__ import main
+from benchmarks.__main__ import _run_workload, main, peer_versions
 from benchmarks.bench_scalar import OPS_PER_STEP, chain, chain_derivative
 from benchmarks.harness import Report
 
@@ -57,3 +62,26 @@ def test_the_scalar_chain_counts_its_operations() -> None:
     h = 1e-6
     numeric = (chain(0.5 + h) - chain(0.5 - h)) / (2 * h)
     assert chain_derivative(0.5) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_a_worker_writes_its_modules_rows_notes_and_peer_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The suite runs each module in a child process (``--worker``); the parent merges what
+    # the child writes.  A stand-in module shows what that file holds.
+    module = types.ModuleType("benchmarks.bench_stand_in")
+
+    def run(report: Report, quick: bool) -> None:
+        report.add("g", "w", "baseline", 2.0)
+        report.add("g", "w", "hetgrad", 3.0)
+        report.note(f"quick={quick}")
+
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "benchmarks.bench_stand_in", module)
+    out = tmp_path / "part.json"
+    assert _run_workload("bench_stand_in", True, out) == 0
+    written = json.loads(out.read_text())
+    rows = [(r["impl"], r["ratio"]) for r in written["rows"]]
+    assert rows == [("baseline", 1.0), ("hetgrad", 1.5)]
+    assert written["notes"] == ["quick=True"]
+    assert written["environment"] == peer_versions()  # (the peers this process imported)
