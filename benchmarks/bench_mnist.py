@@ -17,6 +17,10 @@ Modes: hand-written NumPy with a hand-written backward pass (the baseline); hetg
 fields by attribute (``net.layer1.weights``); hetgrad with ``split_bv`` pattern matching;
 hybrid (per-layer custom ops with hand-written pullbacks, chained by hetgrad); then the
 peers that can express the workload (autograd, PyTorch eager, JAX eager and ``jax.jit``).
+hetgrad runs two programs: the model written out (``1 / (1 + exp(-z))``, softmax and
+cross-entropy by formula) and with ``hetgrad.nn``'s fused sigmoid, softmax and softmax
+cross-entropy.  PyTorch runs both, so each hetgrad row has a like-for-like PyTorch row; JAX
+runs the fused program and autograd, which has no fused operations, the written-out one.
 Every implementation's result is checked against the hand-written one before it is timed.
 """
 
@@ -338,7 +342,10 @@ def autograd_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
     }
 
 
-def torch_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
+def torch_impls(net: Network, x: np.ndarray, t: np.ndarray, fused: bool) -> Impl | None:
+    """PyTorch eager, float64, in one of two programs, each matching a hetgrad row: fused
+    (``torch.sigmoid``, ``log_softmax`` cross-entropy, ``softmax``), as ``hetgrad.nn`` is,
+    or written out (``1 / (1 + exp(-z))``, softmax by formula), as the plain rows are."""
     torch = peer("torch")
     if torch is None:
         return None
@@ -346,16 +353,25 @@ def torch_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
     tx, tt = torch.from_numpy(x), torch.from_numpy(t)
     n = batch_size(x)
 
-    def run(x: Any) -> Any:
+    def logistic(z: Any) -> Any:
+        return torch.sigmoid(z) if fused else 1.0 / (1.0 + torch.exp(-z))
+
+    def logits(x: Any) -> Any:
         w1, b1, w2, b2, w3, b3 = ps
-        h1 = torch.sigmoid(x @ w1 + b1)
-        h2 = torch.sigmoid(h1 @ w2 + b2)
-        z = h2 @ w3 + b3
+        h1 = logistic(x @ w1 + b1)
+        h2 = logistic(h1 @ w2 + b2)
+        return h2 @ w3 + b3
+
+    def softmax(z: Any) -> Any:
+        if fused:
+            return torch.softmax(z, dim=-1)
         e = torch.exp(z - z.detach().amax(dim=-1, keepdim=True))
         return e / e.sum(dim=-1, keepdim=True)
 
     def loss() -> Any:
-        return -(tt * torch.log(run(tx))).sum() / n
+        z = logits(tx)
+        log_p = torch.log_softmax(z, dim=-1) if fused else torch.log(softmax(z))
+        return -(tt * log_p).sum() / n
 
     def step() -> None:
         loss().backward()
@@ -366,7 +382,7 @@ def torch_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
 
     def run_no_grad() -> Any:
         with torch.no_grad():
-            return run(tx)
+            return softmax(logits(tx))
 
     initial = [p.detach().clone() for p in ps]
 
@@ -386,6 +402,31 @@ def torch_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
     }
 
 
+def torch_hand_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
+    """The hand-written gradient with PyTorch tensors instead of NumPy arrays: PyTorch's
+    kernels without its autograd, to tell apart what PyTorch's rows owe to its kernels
+    (faster than NumPy's on some of this network's operations) and to its recording."""
+    torch = peer("torch")
+    if torch is None:
+        return None
+    w1, b1, w2, b2, w3, b3 = (torch.from_numpy(a) for a in leaves(net))
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+    n = batch_size(x)
+
+    def grad() -> list[Any]:
+        h1 = torch.sigmoid(tx @ w1 + b1)
+        h2 = torch.sigmoid(h1 @ w2 + b2)
+        p = torch.softmax(h2 @ w3 + b3, dim=-1)
+        d3 = (p - tt) / n
+        d2 = (d3 @ w3.T) * h2 * (1.0 - h2)
+        d1 = (d2 @ w2.T) * h1 * (1.0 - h1)
+        if n == 1 and tx.ndim == 1:
+            return [torch.outer(tx, d1), d1, torch.outer(h1, d2), d2, torch.outer(h2, d3), d3]
+        return [tx.T @ d1, d1.sum(0), h1.T @ d2, d2.sum(0), h2.T @ d3, d3.sum(0)]
+
+    return {"gradient": grad, "_flat": lambda out: list(out)}
+
+
 def jax_impls(net: Network, x: np.ndarray, t: np.ndarray) -> tuple[Impl, Impl] | None:
     jax = peer("jax")
     if jax is None:
@@ -397,16 +438,18 @@ def jax_impls(net: Network, x: np.ndarray, t: np.ndarray) -> tuple[Impl, Impl] |
     jx, jt = jnp.asarray(x), jnp.asarray(t)
     n = batch_size(x)
 
-    def run(ps: Any, x: Any) -> Any:
+    # The fused program, as hetgrad.nn's rows and the first PyTorch row.
+    def logits(ps: Any, x: Any) -> Any:
         (w1, b1), (w2, b2), (w3, b3) = ps
         h1 = jax.nn.sigmoid(x @ w1 + b1)
         h2 = jax.nn.sigmoid(h1 @ w2 + b2)
-        z = h2 @ w3 + b3
-        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True)))
-        return e / jnp.sum(e, axis=-1, keepdims=True)
+        return h2 @ w3 + b3
+
+    def run(ps: Any, x: Any) -> Any:
+        return jax.nn.softmax(logits(ps, x), axis=-1)
 
     def loss(ps: Any, x: Any, t: Any) -> Any:
-        return -jnp.sum(t * jnp.log(run(ps, x))) / n
+        return -jnp.sum(t * jax.nn.log_softmax(logits(ps, x), axis=-1)) / n
 
     grad = jax.grad(loss)
 
@@ -490,9 +533,13 @@ def run(report: Report, quick: bool) -> None:
         ag = autograd_impls(net, x, t)
         if ag is not None:
             impls["autograd"] = ag
-        th = torch_impls(net, x, t)
-        if th is not None:
-            impls["PyTorch eager"] = th
+        for fused, name in ((True, "PyTorch eager"), (False, "PyTorch eager, written out")):
+            th = torch_impls(net, x, t, fused)
+            if th is not None:
+                impls[name] = th
+        th_hand = torch_hand_impls(net, x, t)
+        if th_hand is not None:
+            impls["PyTorch tensors, hand-written backward (no autograd)"] = th_hand
         jx = jax_impls(net, x, t)
         if jx is not None:
             impls["JAX eager"], impls["jax.jit"] = jx

@@ -32,7 +32,7 @@ import hetgrad
 from hetgrad.datasets import make_moons
 from hetgrad.examples.moons import MLP, Dense, Layer, Neuron, VecMLP, init_mlp, to_vectorised
 
-from .common import check_close, measure_auto, peer, to_numpy
+from .common import add_in_rounds, check_close, peer, to_numpy
 from .harness import Report, best_ratio, measure_rounds, paired_ratio
 
 SIZES = [2, 16, 16, 1]
@@ -344,11 +344,10 @@ def run(report: Report, quick: bool) -> None:
     expected = scalar_grad_by_hand(model, xs, ys).parameters()
     got = hetgrad.grad_bp(lambda m: scalar_loss(m, xs, ys), model).parameters()
     check_close("moons scalar, hetgrad", expected, got)
-    report.add(group, wl, "hand-written, plain floats",
-               measure_auto(lambda: scalar_step_by_hand(model, xs, ys), quick=quick))  # fmt: skip
-    report.add(group, wl, "hetgrad", measure_auto(
-        lambda: model - RATE * hetgrad.grad_bp(lambda m: scalar_loss(m, xs, ys), model),
-        quick=quick))  # fmt: skip
+    scalar_steps: dict[str, Callable[[], Any]] = {
+        "hand-written, plain floats": lambda: scalar_step_by_hand(model, xs, ys),
+        "hetgrad": lambda: model - RATE * hetgrad.grad_bp(lambda m: scalar_loss(m, xs, ys), model),
+    }
     for name, make in (("micrograd", micrograd_step), ("autograd", autograd_scalar),
                        ("PyTorch eager (0-d tensors)", torch_scalar)):  # fmt: skip
         made = make(model, xs, ys, report)
@@ -356,7 +355,8 @@ def run(report: Report, quick: bool) -> None:
             continue
         step, grads = made
         check_close(f"moons scalar, {name}", expected, [to_numpy(g) for g in grads])
-        report.add(group, wl, name, measure_auto(step, quick=quick))
+        scalar_steps[name] = step
+    add_in_rounds(report, group, wl, scalar_steps, quick=quick)
 
     wl = "vectorised (arrays)"
     vmodel = to_vectorised(model)

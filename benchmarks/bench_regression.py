@@ -26,7 +26,7 @@ import hetgrad
 from hetgrad import optim
 from hetgrad.examples.regression import Net, init_net, make_data, negative_log_likelihood
 
-from .common import check_close, measure_auto, peer, to_numpy
+from .common import add_in_rounds, check_close, peer, to_numpy
 from .harness import Report
 
 EPOCHS = 1000
@@ -189,4 +189,6 @@ def run(report: Report, quick: bool) -> None:
         got = [to_numpy(p) for p in train(CHECK_EPOCHS)]
         check_close(f"regression, {name}, after {CHECK_EPOCHS} epochs", expected, got,
                     rtol=1e-6, atol=1e-9)  # fmt: skip
-        report.add(group, workload, name, measure_auto(lambda t=train: t(EPOCHS), quick=quick))
+    add_in_rounds(report, group, workload,
+                  {name: lambda t=train: t(EPOCHS) for name, train in impls.items()},
+                  quick=quick)  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .harness import Report, measure
+from .harness import Report, best_ratio, measure, measure_rounds, paired_ratio
 
 _loaded: dict[str, ModuleType | None] = {}
 _skipped: dict[str, str] = {}
@@ -84,15 +85,7 @@ def measure_auto(fn: Callable[[], Any], *, quick: bool = False) -> float:
 
     A call over 3 s is timed once (that first call, which then includes any warm-up).
     """
-    enabled = gc.isenabled()
-    gc.disable()  # as in every timed batch of the harness
-    try:
-        start = time.perf_counter()
-        fn()
-        once = time.perf_counter() - start
-    finally:
-        if enabled:
-            gc.enable()
+    once = _time_once(fn)
     if once > 3.0:
         return once
     if once > 0.3:
@@ -100,6 +93,49 @@ def measure_auto(fn: Callable[[], Any], *, quick: bool = False) -> float:
     if quick:
         return measure(fn, min_time=0.02, repeat=3, warmup=1)
     return measure(fn)
+
+
+# Calls slower than this are timed alone (measure_auto), not in the interleaved rounds:
+# nine rounds of a multi-second call would take minutes, and at that length a slow spell
+# of the host is a small part of the call.
+SLOW_CALL = 1.0
+
+
+def add_in_rounds(report: Report, group: str, workload: str,
+                  fns: dict[str, Callable[[], Any]], *, quick: bool) -> None:  # fmt: skip
+    """Time ``fns`` (the first is the baseline) and add a row for each, in order.
+
+    Those that take under ``SLOW_CALL`` are timed in the same interleaved rounds, so
+    hetgrad and a peer see the same moments of a noisy host; each ratio is then the median
+    of the ratios within a round, with the ratio of the fastest rounds beside it.  Slower
+    ones are timed alone and compared with the baseline's median.
+    """
+    once = {name: _time_once(fn) for name, fn in fns.items()}
+    base_name = next(iter(fns))
+    fast = {name: fn for name, fn in fns.items() if once[name] < SLOW_CALL or name == base_name}
+    rounds = measure_rounds(fast, min_time=0.02 if quick else 0.05,
+                            repeat=3 if quick else 9, warmup=1)  # fmt: skip
+    base = rounds[base_name]
+    for name, fn in fns.items():
+        if name in rounds:
+            times = rounds[name]
+            report.add(group, workload, name, statistics.median(times),
+                       ratio=paired_ratio(times, base),
+                       best_ratio=round(best_ratio(times, base), 3))  # fmt: skip
+        else:
+            report.add(group, workload, name, measure_auto(fn, quick=quick))
+
+
+def _time_once(fn: Callable[[], Any]) -> float:
+    enabled = gc.isenabled()
+    gc.disable()  # as in every timed batch of the harness
+    try:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def check_close(what: str, expected: Iterable[Any], got: Iterable[Any], *, rtol: float = 1e-7,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,54 @@ def test_a_worker_writes_its_modules_rows_notes_and_peer_versions(
     assert rows == [("baseline", 1.0), ("hetgrad", 1.5)]
     assert written["notes"] == ["quick=True"]
     assert written["environment"] == peer_versions()  # (the peers this process imported)
+
+
+
+def test_measure_rounds_times_every_function_once_per_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import benchmarks.harness as harness
+
+    batches: list[str] = []
+
+    def batch(fn: Callable[[], str], number: int) -> float:
+        batches.append(fn())
+        return 0.1 * number  # (one call is already a whole batch: no calibration rounds)
+
+    monkeypatch.setattr(harness, "_batch", batch)
+    rounds = harness.measure_rounds({"a": lambda: "a", "b": lambda: "b"}, repeat=3, warmup=0)
+    assert batches == ["a", "b"] + ["a", "b"] * 3  # calibration, then three rounds
+    assert rounds == {"a": [0.1] * 3, "b": [0.1] * 3}
+
+
+def test_add_in_rounds_interleaves_the_fast_calls_and_times_slow_ones_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import benchmarks.common as common
+
+    monkeypatch.setattr(common, "SLOW_CALL", 0.05)
+    monkeypatch.setattr(common, "_time_once", lambda fn: fn())  # each stand-in says its time
+    in_rounds: list[list[str]] = []
+
+    def measure_rounds(fns: dict[str, Callable[[], float]], **_: object) -> dict[str, list[float]]:
+        in_rounds.append(list(fns))
+        return {"base": [1.0, 2.0, 1.0], "fast": [3.0, 4.0, 2.5]}
+
+    timed_alone: list[float] = []
+
+    def measure_auto(fn: Callable[[], float], quick: bool) -> float:
+        timed_alone.append(fn())
+        return 0.4
+
+    monkeypatch.setattr(common, "measure_rounds", measure_rounds)
+    monkeypatch.setattr(common, "measure_auto", measure_auto)
+    r = Report()
+    fns = {"base": lambda: 0.001, "slow": lambda: 0.2, "fast": lambda: 0.002}
+    common.add_in_rounds(r, "g", "w", fns, quick=True)
+    assert in_rounds == [["base", "fast"]] and timed_alone == [0.2]
+    assert [row["impl"] for row in r.rows] == ["base", "slow", "fast"]  # the order given
+    base, slow, fast = r.rows
+    assert base["ratio"] == 1.0 and base["seconds"] == 1.0
+    # Within-round ratios 3, 2, 2.5: their median; the fastest rounds' ratio 2.5 / 1.
+    assert fast["ratio"] == 2.5 and fast["best_ratio"] == 2.5 and fast["seconds"] == 3.0
+    assert slow["seconds"] == 0.4 and slow["ratio"] == 0.4 and "best_ratio" not in slow
