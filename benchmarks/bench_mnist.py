@@ -420,7 +420,7 @@ def torch_hand_impls(net: Network, x: np.ndarray, t: np.ndarray) -> Impl | None:
         d3 = (p - tt) / n
         d2 = (d3 @ w3.T) * h2 * (1.0 - h2)
         d1 = (d2 @ w2.T) * h1 * (1.0 - h1)
-        if n == 1 and tx.ndim == 1:
+        if tx.ndim == 1:
             return [torch.outer(tx, d1), d1, torch.outer(h1, d2), d2, torch.outer(h2, d3), d3]
         return [tx.T @ d1, d1.sum(0), h1.T @ d2, d2.sum(0), h2.T @ d3, d3.sum(0)]
 
