@@ -21,7 +21,6 @@ micrograd's graphs are reference cycles, so in real use the collector costs it f
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +32,7 @@ from hetgrad.datasets import make_moons
 from hetgrad.examples.moons import MLP, Dense, Layer, Neuron, VecMLP, init_mlp, to_vectorised
 
 from .common import add_in_rounds, check_close, peer, to_numpy
-from .harness import Report, best_ratio, measure_rounds, paired_ratio
+from .harness import Report
 
 SIZES = [2, 16, 16, 1]
 N_POINTS = 100
@@ -374,10 +373,4 @@ def run(report: Report, quick: bool) -> None:
     for name, (step, grads, extra) in vec_peers(vmodel, vx, vy, report).items():
         check_close(f"moons vectorised, {name}", vexpected, [to_numpy(g) for g in grads])
         steps[name], extras[name] = step, extra
-    # A step takes well under a millisecond here: every implementation is timed in the same
-    # interleaved rounds, so hetgrad and the peers are compared at the same moments.
-    rounds = measure_rounds(steps, min_time=0.01 if quick else 0.05, repeat=3 if quick else 11)
-    base = rounds["hand-written NumPy"]
-    for name, times in rounds.items():
-        report.add(group, wl, name, statistics.median(times), ratio=paired_ratio(times, base),
-                   best_ratio=round(best_ratio(times, base), 3), **extras.get(name, {}))
+    add_in_rounds(report, group, wl, steps, quick=quick, repeat=11, extras=extras)

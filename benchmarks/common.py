@@ -102,28 +102,32 @@ SLOW_CALL = 1.0
 
 
 def add_in_rounds(report: Report, group: str, workload: str,
-                  fns: dict[str, Callable[[], Any]], *, quick: bool) -> None:  # fmt: skip
+                  fns: dict[str, Callable[[], Any]], *, quick: bool, repeat: int = 9,
+                  extras: dict[str, dict[str, Any]] | None = None) -> None:  # fmt: skip
     """Time ``fns`` (the first is the baseline) and add a row for each, in order.
 
-    Those that take under ``SLOW_CALL`` are timed in the same interleaved rounds, so
-    hetgrad and a peer see the same moments of a noisy host; each ratio is then the median
-    of the ratios within a round, with the ratio of the fastest rounds beside it.  Slower
-    ones are timed alone and compared with the baseline's median.
+    Those that take under ``SLOW_CALL`` are timed in the same ``repeat`` interleaved
+    rounds, so hetgrad and a peer see the same moments of a noisy host; each ratio is then
+    the median of the ratios within a round, with the ratio of the fastest rounds beside
+    it.  Slower ones are timed alone and compared with the baseline's median.  ``extras``
+    adds fields to a row by name (a compile time, say).
     """
+    extras = extras or {}
     once = {name: _time_once(fn) for name, fn in fns.items()}
     base_name = next(iter(fns))
     fast = {name: fn for name, fn in fns.items() if once[name] < SLOW_CALL or name == base_name}
     rounds = measure_rounds(fast, min_time=0.02 if quick else 0.05,
-                            repeat=3 if quick else 9, warmup=1)  # fmt: skip
+                            repeat=3 if quick else repeat, warmup=1)  # fmt: skip
     base = rounds[base_name]
     for name, fn in fns.items():
+        extra = extras.get(name, {})
         if name in rounds:
             times = rounds[name]
             report.add(group, workload, name, statistics.median(times),
                        ratio=paired_ratio(times, base),
-                       best_ratio=round(best_ratio(times, base), 3))  # fmt: skip
+                       best_ratio=round(best_ratio(times, base), 3), **extra)  # fmt: skip
         else:
-            report.add(group, workload, name, measure_auto(fn, quick=quick))
+            report.add(group, workload, name, measure_auto(fn, quick=quick), **extra)
 
 
 def _time_once(fn: Callable[[], Any]) -> float:

@@ -88,7 +88,6 @@ def test_a_worker_writes_its_modules_rows_notes_and_peer_versions(
     assert written["environment"] == peer_versions()  # (the peers this process imported)
 
 
-
 def test_measure_rounds_times_every_function_once_per_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -129,7 +128,7 @@ def test_add_in_rounds_interleaves_the_fast_calls_and_times_slow_ones_alone(
     monkeypatch.setattr(common, "measure_auto", measure_auto)
     r = Report()
     fns = {"base": lambda: 0.001, "slow": lambda: 0.2, "fast": lambda: 0.002}
-    common.add_in_rounds(r, "g", "w", fns, quick=True)
+    common.add_in_rounds(r, "g", "w", fns, quick=True, extras={"fast": {"compile_seconds": 0.3}})
     assert in_rounds == [["base", "fast"]] and timed_alone == [0.2]
     assert [row["impl"] for row in r.rows] == ["base", "slow", "fast"]  # the order given
     base, slow, fast = r.rows
@@ -137,3 +136,4 @@ def test_add_in_rounds_interleaves_the_fast_calls_and_times_slow_ones_alone(
     # Within-round ratios 3, 2, 2.5: their median; the fastest rounds' ratio 2.5 / 1.
     assert fast["ratio"] == 2.5 and fast["best_ratio"] == 2.5 and fast["seconds"] == 3.0
     assert slow["seconds"] == 0.4 and slow["ratio"] == 0.4 and "best_ratio" not in slow
+    assert fast["compile_seconds"] == 0.3 and "compile_seconds" not in slow  # extras by name
